@@ -1,0 +1,4 @@
+"""The methods' math as plain functions on tensors / arrays.
+
+Registry modules in :mod:`vtseg.models` are thin wrappers around these.
+"""

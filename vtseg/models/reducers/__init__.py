@@ -1,0 +1,4 @@
+"""Token stages: the modules that plug into the ViT's extension points."""
+from .base import BaseTokenStage
+
+__all__ = ['BaseTokenStage']

@@ -1,0 +1,3 @@
+from .token_grid import TokenGrid
+
+__all__ = ['TokenGrid']
