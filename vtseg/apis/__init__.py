@@ -1,1 +1,3 @@
-__all__ = []
+from .inference import build_test_pipeline, inference_model, init_model
+
+__all__ = ['init_model', 'inference_model', 'build_test_pipeline']

@@ -7,6 +7,7 @@
 * :mod:`.checkpoint`: weights-only checkpoint loading with an allow-list that
   covers what mmengine Runner checkpoints pickle (so ``--resume`` works on
   torch >= 2.6) and refuses anything else.
+* :mod:`.dist`: distributed initialisation without CUDA (gloo on CPU).
 
 See docs/compat.md.
 """
@@ -21,9 +22,10 @@ def apply() -> None:
     global _APPLIED
     if _APPLIED:
         return
-    from . import checkpoint, mmcv_ops
+    from . import checkpoint, dist, mmcv_ops
     mmcv_ops.install()
     checkpoint.install()
+    dist.install()
     _APPLIED = True
 
 

@@ -17,6 +17,7 @@ we register a stand-in ``mmcv._ext`` module:
 
 With full mmcv installed (``mmcv._ext`` importable) nothing is patched.
 """
+import importlib.machinery
 import importlib.util
 import sys
 import types
@@ -158,6 +159,9 @@ def install() -> bool:
     import mmcv  # noqa: F401  (parent package must exist first)
     ext = _PureTorchExt(
         'mmcv._ext', 'vtseg pure-PyTorch stand-in for the compiled mmcv ops')
+    # A spec without a loader: importlib / pkgutil lookups succeed, and
+    # mmengine's ``mmcv_full_available()`` (find_loader is None) stays False.
+    ext.__spec__ = importlib.machinery.ModuleSpec('mmcv._ext', loader=None)
     sys.modules['mmcv._ext'] = ext
     mmcv._ext = ext
     return True

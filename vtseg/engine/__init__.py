@@ -1,1 +1,3 @@
-__all__ = []
+from .optim_wrapper import AutocastOptimWrapper
+
+__all__ = ['AutocastOptimWrapper']

@@ -16,6 +16,7 @@ def register_all_modules(init_default_scope: bool = True) -> None:
     import mmdet.registry  # noqa: F401
     import mmseg.utils
     mmseg.utils.register_all_modules(init_default_scope=False)
+    import mmseg.visualization  # noqa: F401  (not imported by mmseg itself)
 
     import vtseg.apis  # noqa: F401
     import vtseg.datasets  # noqa: F401

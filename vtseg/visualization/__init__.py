@@ -1,1 +1,3 @@
-__all__ = []
+from .visualizer import VTSegVisualizer, instance_colors, mask_polygons
+
+__all__ = ['VTSegVisualizer', 'instance_colors', 'mask_polygons']

@@ -1,0 +1,118 @@
+"""Evaluate a vtseg / mmseg model (mmseg's command line) and report speed.
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR]
+                         [--show-dir DIR] [--cfg-options k=v ...]
+                         [--launcher pytorch]
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+import time
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import torch  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
+from mmengine.dist import get_rank  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+import vtseg  # noqa: E402,F401  (compat layer)
+from vtseg.registry import RUNNERS  # noqa: E402
+from vtseg.utils import register_all_modules  # noqa: E402
+from vtseg.utils.config import default_work_dir, load_config  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Test (and time) a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='dir for logs and metrics json')
+    parser.add_argument(
+        '--out', help='dir to write the predictions as images (the metric '
+        'must support output_dir); refused if it exists and is not empty')
+    parser.add_argument('--show', action='store_true',
+                        help='show results in a window')
+    parser.add_argument('--show-dir',
+                        help='dir to write painted predictions')
+    parser.add_argument('--wait-time', type=float, default=2,
+                        help='seconds between shown images')
+    parser.add_argument('--tta', action='store_true',
+                        help='test-time augmentation (config tta_pipeline)')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings, xxx=yyy (top-level keys must exist)')
+    parser.add_argument('--launcher', default='none',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def trigger_visualization_hook(cfg, args):
+    hooks = cfg.default_hooks
+    if 'visualization' not in hooks:
+        raise SystemExit('--show / --show-dir need default_hooks.'
+                         'visualization in the config')
+    vis = hooks['visualization']
+    vis['draw'] = True
+    if args.show:
+        vis['show'] = True
+        vis['wait_time'] = args.wait_time
+    if args.show_dir:
+        cfg.visualizer['save_dir'] = args.show_dir
+        vis['interval'] = vis.get('interval', 1)
+    return cfg
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not osp.isfile(args.checkpoint):
+        raise SystemExit(f'checkpoint not found: {args.checkpoint}')
+    register_all_modules(init_default_scope=False)
+    cfg = load_config(args.config, args.cfg_options, args.launcher)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = default_work_dir(args.config)
+    cfg.load_from = args.checkpoint
+    if args.show or args.show_dir:
+        cfg = trigger_visualization_hook(cfg, args)
+    if args.tta:
+        if 'tta_pipeline' not in cfg or 'tta_model' not in cfg:
+            raise SystemExit('--tta needs tta_pipeline and tta_model in the '
+                             'config')
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
+    if args.out is not None:
+        if osp.isdir(args.out) and os.listdir(args.out):
+            raise SystemExit(f'--out {args.out} exists and is not empty; '
+                             'choose another folder')
+        evaluator = cfg.test_evaluator
+        for ev in (evaluator if isinstance(evaluator, list) else [evaluator]):
+            ev['output_dir'] = args.out
+            ev['keep_results'] = True
+
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else \
+        RUNNERS.build(cfg)
+    n_images = len(runner.test_dataloader.dataset)
+    start = time.perf_counter()
+    metrics = runner.test()
+    elapsed = time.perf_counter() - start
+    if get_rank() == 0:
+        bs = runner.test_dataloader.batch_size
+        print(f'speed: {n_images} images in {elapsed:.1f} s '
+              f'({n_images / max(elapsed, 1e-9):.2f} images/s incl. data '
+              f'loading and metrics; batch {bs}, '
+              f'{torch.get_num_threads()} threads, '
+              f'{"cuda" if torch.cuda.is_available() else "cpu"})',
+              flush=True)
+    return metrics
+
+
+if __name__ == '__main__':
+    main()
