@@ -38,6 +38,7 @@ setup(
     install_requires=parse_requirements('runtime'),
     extras_require={
         'tests': parse_requirements('tests'),
+        'demo': parse_requirements('demo'),
         'cpu': parse_requirements('torch-cpu'),
     },
     zip_safe=False,

@@ -249,7 +249,7 @@ def roi_align_max_backward(grad_output: Tensor, rois: Tensor, argmax_y: Tensor,
     pixels around its argmax sample, with bilinear weights (as mmcv)."""
     B, C, H, W = input_shape
     grad_input = grad_output.new_zeros(B, C, H * W)
-    has = argmax_y >= -0.5
+    has = argmax_y != -1.0  # mmcv marks empty bins with -1
     idx, wts, valid = _bilinear_corners(argmax_y.double(), argmax_x.double(),
                                         H, W)
     wts = wts * (valid & has)[..., None]

@@ -1,1 +1,4 @@
-__all__ = []
+from .camvid import CamVidDataset, SmokeSegDataset  # noqa: F401
+from .saliency import *  # noqa: F401,F403
+from .transforms import *  # noqa: F401,F403
+from .object_discovery import *  # noqa: F401,F403

@@ -1,0 +1,3 @@
+from .loading import LoadBinaryMask
+
+__all__ = ['LoadBinaryMask']
