@@ -2,3 +2,4 @@
 
 Registry modules in :mod:`vtseg.models` are thin wrappers around these.
 """
+from .saliency import *  # noqa: F401,F403
