@@ -13,14 +13,14 @@ import time
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import torch  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
 from mmengine.dist import get_rank  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import vtseg  # noqa: E402,F401  (compat layer)
 from vtseg.registry import RUNNERS  # noqa: E402
 from vtseg.utils import register_all_modules  # noqa: E402
-from vtseg.utils.config import default_work_dir, load_config  # noqa: E402
+from vtseg.utils.config import (add_common_args, default_work_dir,  # noqa
+                                load_config, set_local_rank)
 
 
 def parse_args(argv=None):
@@ -39,16 +39,9 @@ def parse_args(argv=None):
                         help='seconds between shown images')
     parser.add_argument('--tta', action='store_true',
                         help='test-time augmentation (config tta_pipeline)')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config settings, xxx=yyy (top-level keys must exist)')
-    parser.add_argument('--launcher', default='none',
-                        choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_common_args(parser)
     args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    set_local_rank(args)
     return args
 
 

@@ -10,7 +10,6 @@ import os
 import os.path as osp
 
 import cv2
-import numpy as np
 
 # Real photographs bundled in the scikit-image wheel (skimage/data).
 PHOTOS = ('astronaut.png', 'coffee.png', 'chelsea.png', 'rocket.jpg',

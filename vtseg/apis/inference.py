@@ -1,7 +1,7 @@
 """Build a model from a config and run it on images (any vtseg model)."""
 import os.path as osp
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch

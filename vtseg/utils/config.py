@@ -77,6 +77,24 @@ def load_config(path: str, cfg_options: Optional[dict] = None,
     return cfg
 
 
+def add_common_args(parser) -> None:
+    """``--cfg-options``, ``--launcher`` and ``--local_rank`` (mmseg tools)."""
+    from mmengine.config import DictAction
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings, xxx=yyy (top-level keys must exist)')
+    parser.add_argument('--launcher', default='none',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def set_local_rank(args) -> None:
+    """torch.distributed.launch passes --local-rank; torchrun sets the env."""
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+
+
 def default_work_dir(config_path: str) -> str:
     return osp.join('./work_dirs',
                     osp.splitext(osp.basename(config_path))[0])
