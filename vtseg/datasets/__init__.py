@@ -1,4 +1,3 @@
 from .camvid import CamVidDataset, SmokeSegDataset  # noqa: F401
 from .saliency import *  # noqa: F401,F403
 from .transforms import *  # noqa: F401,F403
-from .object_discovery import *  # noqa: F401,F403
