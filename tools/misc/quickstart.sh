@@ -7,6 +7,8 @@ cd "$(dirname "$0")/../.."
 PY=${1:-.venv/bin/python}
 OUT="outputs/quickstart-$(date +%Y%m%d-%H%M%S)"
 CONFIG=configs/saliency/imgfocus_vits14_sod-448.py
+# the 320x240 video frames are processed at their own scale (longest side 224)
+VIDEO_CONFIG=configs/saliency/imgfocus_vits14_sod-224.py
 CKPT=checkpoints/imgfocus_vits14.pth
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
 
@@ -14,7 +16,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
 "$PY" tools/misc/quickstart_assets.py "$OUT"
 "$PY" demo/image_demo.py "$OUT/photos" "$CONFIG" "$CKPT" \
     --out-dir "$OUT/overlays" --save-mask
-"$PY" demo/video_demo.py "$OUT/pan.mp4" "$CONFIG" "$CKPT" \
+"$PY" demo/video_demo.py "$OUT/pan.mp4" "$VIDEO_CONFIG" "$CKPT" \
     --out "$OUT/pan_saliency.mp4"
 echo
 echo "quickstart results: $(cd "$OUT" && pwd)"
