@@ -1,3 +1,4 @@
+from .feature_cache_hook import FrozenBackboneCacheHook
 from .optim_wrapper import AutocastOptimWrapper
 
-__all__ = ['AutocastOptimWrapper']
+__all__ = ['AutocastOptimWrapper', 'FrozenBackboneCacheHook']

@@ -1,3 +1,4 @@
+from .instance_ap_metric import InstanceMaskAPMetric
 from .saliency_metric import SaliencyMetric
 
-__all__ = ['SaliencyMetric']
+__all__ = ['InstanceMaskAPMetric', 'SaliencyMetric']

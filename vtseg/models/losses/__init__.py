@@ -1,1 +1,1 @@
-__all__ = []
+from .connectivity_loss import *  # noqa: F401,F403

@@ -1,1 +1,1 @@
-__all__ = []
+from .connnet import *  # noqa: F401,F403

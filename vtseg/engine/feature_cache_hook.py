@@ -1,0 +1,116 @@
+"""Memoise a frozen backbone's outputs per training image."""
+import hashlib
+from typing import Dict, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+from torch import Tensor
+
+from vtseg.registry import HOOKS
+
+__all__ = ['FrozenBackboneCacheHook']
+
+
+def _image_key(img: Tensor) -> str:
+    data = img.detach().to('cpu', torch.float32).contiguous().numpy()
+    return hashlib.blake2b(data.tobytes(), digest_size=16).hexdigest() + \
+        str(tuple(img.shape))
+
+
+@HOOKS.register_module()
+class FrozenBackboneCacheHook(Hook):
+    """Cache the backbone outputs of each distinct training input.
+
+    With a fully frozen backbone (no trainable parameter, no active dropout
+    or batch norm) the backbone is a fixed per-image function, so training
+    can reuse its outputs whenever the same normalised input image comes
+    back (e.g. a fixed resize with random flips only: two versions per
+    image). Each image of a batch is looked up on its own (blake2b hash of
+    its bytes and shape); only the missing ones are run, as one batch. The
+    cache lives in memory (``max_items`` images, then no new entries) and
+    is only used while the model is in training mode (validation runs the
+    backbone as usual). This is a speed device for CPU runs: it changes no
+    result beyond floating-point batch-composition noise.
+
+    Raises:
+        ValueError: at ``before_train`` if the backbone has trainable
+            parameters or active stochastic / batch-statistics layers.
+
+    Args:
+        max_items: most images kept.
+    """
+    priority = 'LOW'
+
+    def __init__(self, max_items: int = 2048):
+        self.max_items = max_items
+        self.hits = 0
+        self.misses = 0
+
+    def before_train(self, runner) -> None:
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        backbone = getattr(model, 'backbone', None)
+        if backbone is None:
+            raise ValueError('FrozenBackboneCacheHook: the model has no '
+                             '`backbone` attribute')
+        trainable = [
+            n for n, p in backbone.named_parameters() if p.requires_grad
+        ]
+        if trainable:
+            raise ValueError(
+                'FrozenBackboneCacheHook: the backbone has trainable '
+                f'parameters ({", ".join(trainable[:3])}, ...); caching '
+                'would freeze them. Freeze the whole backbone (ViT: '
+                'frozen_blocks=depth) or remove the hook')
+        cache: Dict[str, Tuple[Tensor, ...]] = {}
+        original = backbone.forward
+
+        def check_deterministic():
+            for name, m in backbone.named_modules():
+                active = m.training and (
+                    isinstance(m, nn.modules.batchnorm._BatchNorm) or
+                    (isinstance(m, nn.Dropout) and m.p > 0) or
+                    getattr(m, 'drop_prob', 0) > 0)
+                if active:
+                    raise ValueError(
+                        f'FrozenBackboneCacheHook: backbone module {name} '
+                        f'({type(m).__name__}) is random or uses batch '
+                        'statistics in training mode; its outputs cannot be '
+                        'cached')
+
+        def cached_forward(inputs: Tensor):
+            if not model.training:
+                return original(inputs)
+            check_deterministic()
+            keys = [_image_key(img) for img in inputs]
+            missing = [i for i, k in enumerate(keys) if k not in cache]
+            fresh = {}
+            if missing:
+                with torch.no_grad():
+                    outs = original(inputs[missing])
+                outs = (outs, ) if isinstance(outs, Tensor) else tuple(outs)
+                for j, i in enumerate(missing):
+                    item = tuple(o[j].detach().clone() for o in outs)
+                    fresh[keys[i]] = item
+                    if len(cache) < self.max_items:
+                        cache[keys[i]] = item
+            self.misses += len(missing)
+            self.hits += len(keys) - len(missing)
+            items = [fresh.get(k) or cache[k] for k in keys]
+            return tuple(
+                torch.stack([it[level] for it in items])
+                for level in range(len(items[0])))
+
+        backbone.forward = cached_forward
+        self._restore = (backbone, original)
+        print_log('FrozenBackboneCacheHook: caching backbone outputs per '
+                  f'training image (up to {self.max_items})', 'current')
+
+    def after_train(self, runner) -> None:
+        backbone, original = self._restore
+        backbone.forward = original
+        print_log(f'FrozenBackboneCacheHook: {self.hits} hits, '
+                  f'{self.misses} misses', 'current')
