@@ -7,7 +7,9 @@ INPUT is an image file, a folder or a glob pattern. For every image
 ``<out-dir>/<name>.jpg`` shows the prediction (semantic classes, saliency
 heat map, or instances with boxes, masks and polygons); ``--save-mask`` also
 writes ``<out-dir>/masks/<name>.png`` (class ids, 0-255 saliency, or
-instance ids).
+instance ids). ``--coco-json FILE`` writes predicted instances (TokenCut
+objects, ConnNet salient instances) as a COCO dataset with boxes and
+polygons.
 """
 import argparse
 import os
@@ -41,6 +43,12 @@ def parse_args(argv=None):
                    help='hide instances scoring below this')
     p.add_argument('--opacity', type=float, default=0.5,
                    help='semantic overlay opacity')
+    p.add_argument('--coco-json', metavar='FILE',
+                   help='write predicted instances as COCO JSON')
+    p.add_argument('--coco-segmentation', default='auto',
+                   choices=['auto', 'polygon', 'rle'],
+                   help='COCO masks: polygons, RLE, or auto (RLE only for '
+                   'masks with holes, which COCO polygons cannot express)')
     p.add_argument('--show', action='store_true', help='show each result')
     p.add_argument('--force', action='store_true',
                    help='overwrite existing outputs')
@@ -54,7 +62,8 @@ def main(argv=None):
     stems = [osp.splitext(osp.basename(f))[0] for f in files]
     overlays = [osp.join(args.out_dir, s + '.jpg') for s in stems]
     masks = [osp.join(args.out_dir, 'masks', s + '.png') for s in stems]
-    check_outputs_free(overlays + (masks if args.save_mask else []),
+    check_outputs_free(overlays + (masks if args.save_mask else []) +
+                       ([args.coco_json] if args.coco_json else []),
                        args.force)
     model = init_model(args.config, args.checkpoint, args.device,
                        cfg_options=args.cfg_options)
@@ -64,14 +73,17 @@ def main(argv=None):
     if args.save_mask:
         os.makedirs(osp.join(args.out_dir, 'masks'), exist_ok=True)
     total = 0.0
+    results = []
     for path, overlay_path, mask_path in zip(files, overlays, masks):
         img = cv2.imread(path, cv2.IMREAD_COLOR)
         if img is None:
             raise SystemExit(f'cannot read image {path} (not an image or '
                              'corrupt)')
         start = time.perf_counter()
-        result = inference_model(model, img)
+        result = inference_model(model, path)
         total += time.perf_counter() - start
+        if args.coco_json:
+            results.append(result)
         drawn = vis.draw_prediction(img[..., ::-1].copy(), result)
         cv2.imwrite(overlay_path, drawn[..., ::-1])
         if args.save_mask:
@@ -81,6 +93,17 @@ def main(argv=None):
     print(f'{len(files)} images, {1000 * total / len(files):.1f} ms per '
           f'image (model only, {args.device}); results in '
           f'{osp.abspath(args.out_dir)}')
+    if args.coco_json:
+        from vtseg.utils.coco_export import (data_samples_to_coco,
+                                             dump_coco_json)
+        if not any('pred_instances' in r for r in results):
+            raise SystemExit('--coco-json: this model predicts no instances')
+        coco = data_samples_to_coco(
+            results, model.dataset_meta.get('classes'),
+            segmentation=args.coco_segmentation)
+        dump_coco_json(coco, args.coco_json)
+        print(f'{len(coco["annotations"])} objects written to '
+              f'{args.coco_json}')
 
 
 if __name__ == '__main__':

@@ -20,7 +20,8 @@ from tqdm import tqdm  # noqa: E402
 import vtseg  # noqa: E402,F401
 from vtseg.apis import inference_model, init_model  # noqa: E402
 from vtseg.apis.io import FrameSource, check_outputs_free  # noqa: E402
-from vtseg.visualization import VTSegVisualizer  # noqa: E402
+from vtseg.visualization import (InstanceColorTracker,  # noqa: E402
+                                 VTSegVisualizer)
 
 
 def parse_args(argv=None):
@@ -55,6 +56,7 @@ def main(argv=None):
                        cfg_options=args.cfg_options)
     vis = VTSegVisualizer(alpha=args.opacity, score_thr=args.score_thr)
     vis.dataset_meta = model.dataset_meta
+    tracker = InstanceColorTracker()
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     n_total = source.num_frames
     if args.max_frames:
@@ -73,6 +75,7 @@ def main(argv=None):
             start = time.perf_counter()
             result = inference_model(model, frame)
             model_time += time.perf_counter() - start
+            result = tracker.update(result)
             drawn = vis.draw_prediction(frame[..., ::-1].copy(), result)
             drawn = drawn[..., ::-1]
             if writer is None:

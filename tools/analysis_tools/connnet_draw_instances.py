@@ -24,36 +24,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
 
 import vtseg  # noqa: E402,F401
 from vtseg.utils.coco_export import (data_samples_to_coco,  # noqa: E402
-                                     dump_coco_json, mask_to_polygons)
-
-PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48),
-           (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60),
-           (250, 190, 212), (0, 128, 128)]
-
-
-def draw_instances(img_bgr: np.ndarray, inst, alpha: float = 0.45,
-                   tolerance: float = 1.0) -> np.ndarray:
-    """Overlay (BGR image, InstanceData with masks / bboxes / scores)."""
-    out = img_bgr.copy()
-    masks = inst.masks.cpu().numpy().astype(bool)
-    for i, m in enumerate(masks):
-        rgb = PALETTE[i % len(PALETTE)]
-        color = np.array(rgb[::-1], np.float32)
-        out[m] = (1 - alpha) * out[m] + alpha * color
-    for i, m in enumerate(masks):
-        bgr = PALETTE[i % len(PALETTE)][::-1]
-        geom = mask_to_polygons(m, tolerance=tolerance)
-        for poly in geom.geoms:
-            rings = [poly.exterior] + list(poly.interiors)
-            for r in rings:
-                pts = np.round(np.asarray(r.coords)).astype(np.int32)
-                cv2.polylines(out, [pts], True, bgr, 2, cv2.LINE_AA)
-        x1, y1, x2, y2 = inst.bboxes[i].round().int().tolist()
-        cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), bgr, 1)
-        cv2.putText(out, f'{float(inst.scores[i]):.2f}', (x1 + 2, y1 + 14),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.5, bgr, 1, cv2.LINE_AA)
-    return out
-
+                                     dump_coco_json)
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -70,11 +41,20 @@ def main():
     parser.add_argument('--device', default='cpu')
     args = parser.parse_args()
 
-    from mmseg.apis import inference_model, init_model
+    from mmseg.structures import SegDataSample
 
-    from vtseg.utils import register_all_modules
-    register_all_modules()
+    from vtseg.apis import inference_model, init_model
+    from vtseg.visualization import VTSegVisualizer
     model = init_model(args.config, args.checkpoint, device=args.device)
+    vis = VTSegVisualizer()
+    vis.dataset_meta = model.dataset_meta
+
+    def draw_instances(img_bgr, inst):
+        sample = SegDataSample()
+        sample.pred_instances = inst
+        return vis.draw_prediction(img_bgr[..., ::-1].copy(),
+                                   sample)[..., ::-1].copy()
+
     result = inference_model(model, args.image)
     if 'pred_instances' not in result:
         raise SystemExit(f'{args.config}: the model predicts no instances '

@@ -1,3 +1,7 @@
-from .visualizer import VTSegVisualizer, instance_colors, mask_polygons
+from .visualizer import (InstanceColorTracker, VTSegVisualizer,
+                         instance_colors, mask_polygons)
 
-__all__ = ['VTSegVisualizer', 'instance_colors', 'mask_polygons']
+__all__ = [
+    'InstanceColorTracker', 'VTSegVisualizer', 'instance_colors',
+    'mask_polygons'
+]

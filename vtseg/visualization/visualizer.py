@@ -11,8 +11,11 @@ from vtseg.registry import VISUALIZERS
 
 def mask_polygons(mask: np.ndarray, epsilon: float = 1.0
                   ) -> List[np.ndarray]:
-    """Outer contours of a binary mask as (K, 2) xy arrays (for drawing)."""
-    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL,
+    """Outlines of a binary mask, outer boundaries and holes, as (K, 2) xy
+    arrays for drawing (OpenCV contours: fast enough per video frame; COCO
+    export uses the exact shapely polygons of
+    :func:`vtseg.utils.coco_export.mask_to_polygons`)."""
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_CCOMP,
                                    cv2.CHAIN_APPROX_SIMPLE)
     out = []
     for c in contours:
@@ -36,7 +39,9 @@ class VTSegVisualizer(SegLocalVisualizer):
     Drawn for a prediction (:meth:`draw_prediction`), by priority:
 
     * ``pred_instances`` with ``masks`` and/or ``bboxes``: coloured masks,
-      their outline polygons, boxes and ``label score`` captions;
+      their outline polygons (holes included), boxes and ``label score``
+      captions; an optional ``instance_ids`` field fixes each instance's
+      colour (the video demo keeps colours stable across frames with it);
     * a one-channel ``seg_logits`` (probabilities, as mmseg stores them for
       binary heads): a heat map blended where the probability is high, and
       the 0.5 contour;
@@ -79,7 +84,12 @@ class VTSegVisualizer(SegLocalVisualizer):
                 if hasattr(instances.scores, 'detach') else \
                 np.asarray(instances.scores) >= self.score_thr
         idx = np.nonzero(keep)[0]
-        colors = instance_colors(max(len(idx), 1))
+        if 'instance_ids' in instances:
+            ids = np.asarray(instances.instance_ids)[idx]
+            colors = instance_colors(int(ids.max()) + 1 if len(ids) else 1)[
+                ids] if len(ids) else instance_colors(1)
+        else:
+            colors = instance_colors(max(len(idx), 1))
         self.set_image(image)
         masks = None
         if 'masks' in instances and len(idx):
@@ -166,3 +176,48 @@ class VTSegVisualizer(SegLocalVisualizer):
             cv2.imwrite(out_file, drawn[..., ::-1])
         else:
             self.add_image(name, drawn, step)
+
+
+class InstanceColorTracker:
+    """Keeps instance colours stable across video frames.
+
+    Each frame's masks are matched greedily (highest IoU first, IoU >=
+    ``min_iou``) to the previous frame's; matched instances keep their id,
+    the others get new ids. The ids are written to
+    ``pred_instances.instance_ids``, which :class:`VTSegVisualizer` uses to
+    pick colours.
+    """
+
+    def __init__(self, min_iou: float = 0.3):
+        self.min_iou = min_iou
+        self._masks = None
+        self._ids = None
+        self._next = 0
+
+    def update(self, data_sample):
+        if 'pred_instances' not in data_sample or \
+                'masks' not in data_sample.pred_instances:
+            return data_sample
+        inst = data_sample.pred_instances
+        masks = inst.masks
+        masks = (masks.detach().cpu().numpy() if hasattr(masks, 'detach')
+                 else np.asarray(masks)).astype(bool).reshape(len(inst), -1)
+        ids = np.full(len(masks), -1, np.int64)
+        if self._masks is not None and len(masks) and len(self._masks) and \
+                self._masks.shape[1] == masks.shape[1]:
+            inter = masks.astype(np.float32) @ self._masks.T.astype(
+                np.float32)
+            union = masks.sum(1)[:, None] + self._masks.sum(1)[None] - inter
+            iou = inter / np.maximum(union, 1)
+            for flat in np.argsort(-iou, axis=None):
+                i, j = np.unravel_index(flat, iou.shape)
+                if iou[i, j] < self.min_iou:
+                    break
+                if ids[i] < 0 and self._ids[j] not in ids:
+                    ids[i] = self._ids[j]
+        for i in np.nonzero(ids < 0)[0]:
+            ids[i] = self._next
+            self._next += 1
+        inst.instance_ids = ids
+        self._masks, self._ids = masks, ids
+        return data_sample

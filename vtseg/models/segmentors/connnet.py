@@ -84,7 +84,9 @@ def instances_from_connectivity(conn_prob: Tensor,
     inst.masks = masks
     inst.bboxes = bboxes
     inst.scores = torch.as_tensor(scores[order], device=device)
-    inst.labels = torch.zeros(len(keep), dtype=torch.long, device=device)
+    # label 1: the foreground class of the binary dataset meta (0 is
+    # background), as TokenCut
+    inst.labels = torch.ones(len(keep), dtype=torch.long, device=device)
     return inst
 
 
@@ -94,7 +96,7 @@ class ConnNetSegmentor(EncoderDecoder):
     :class:`~vtseg.models.decode_heads.ConnNetHead`; at test time it also
     splits the foreground into instances from the connectivity graph and
     stores them as ``data_sample.pred_instances`` (masks at the original
-    image size, boxes, scores, labels = 0).
+    image size, boxes, scores, labels = 1, the foreground class).
 
     Semantic outputs are exactly those of ``EncoderDecoder`` (``seg_logits``
     = the voted map F, ``pred_sem_seg`` = F > threshold). Instance settings
