@@ -5,6 +5,7 @@
                          [--launcher pytorch]
 """
 import argparse
+import inspect
 import os
 import os.path as osp
 import sys
@@ -17,7 +18,7 @@ from mmengine.dist import get_rank  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import vtseg  # noqa: E402,F401  (compat layer)
-from vtseg.registry import RUNNERS  # noqa: E402
+from vtseg.registry import METRICS, RUNNERS  # noqa: E402
 from vtseg.utils import register_all_modules  # noqa: E402
 from vtseg.utils.config import (add_common_args, default_work_dir,  # noqa
                                 load_config, set_local_rank)
@@ -87,8 +88,13 @@ def main(argv=None):
                              'choose another folder')
         evaluator = cfg.test_evaluator
         for ev in (evaluator if isinstance(evaluator, list) else [evaluator]):
+            params = inspect.signature(METRICS.get(ev['type'])).parameters
+            if 'output_dir' not in params:
+                raise SystemExit(f'--out: metric {ev["type"]} cannot write '
+                                 'predictions (no output_dir argument)')
             ev['output_dir'] = args.out
-            ev['keep_results'] = True
+            if 'keep_results' in params:  # mmseg IoUMetric
+                ev['keep_results'] = True
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else \
         RUNNERS.build(cfg)

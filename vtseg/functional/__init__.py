@@ -3,4 +3,5 @@
 Registry modules in :mod:`vtseg.models` are thin wrappers around these.
 """
 from .connectivity import *  # noqa: F401,F403
+from .expedit import *  # noqa: F401,F403
 from .saliency import *  # noqa: F401,F403

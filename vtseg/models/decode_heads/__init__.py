@@ -1,2 +1,3 @@
 from .connnet_head import *  # noqa: F401,F403
+from .segmenter_mask_head import *  # noqa: F401,F403
 from .upconv_head import UpConvHead  # noqa: F401

@@ -1,4 +1,3 @@
 """Token stages: the modules that plug into the ViT's extension points."""
-from .base import BaseTokenStage
-
-__all__ = ['BaseTokenStage']
+from .base import BaseTokenStage  # noqa: F401
+from .expedit import *  # noqa: F401,F403

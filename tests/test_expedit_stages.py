@@ -1,0 +1,215 @@
+"""Expedit token stages inside the vtseg ViT (tiny random model)."""
+import pytest
+import torch
+
+from vtseg.models.reducers import (ExpeditState, TokenClustering,
+                                   TokenReconstruction, expedit_token_stages)
+from vtseg.models.utils import TokenGrid
+from vtseg.registry import MODELS
+
+
+def tiny_vit(token_stages=None, out_indices=-1, **kw):
+    torch.manual_seed(0)
+    cfg = dict(type='ViT', img_size=64, patch_size=8, embed_dims=32,
+               depth=4, num_heads=2, out_indices=out_indices,
+               token_stages=token_stages or [])
+    cfg.update(kw)
+    vit = MODELS.build(cfg)
+    vit.init_weights()
+    return vit.eval()
+
+
+def same_weights(dst, src):
+    dst.load_state_dict(src.state_dict())
+    return dst
+
+
+def test_identity_grid_matches_plain_model():
+    plain = tiny_vit()
+    # grid = token grid and sharp temperatures: every token is its own
+    # cluster and is reconstructed from that cluster alone.
+    fast = same_weights(tiny_vit(expedit_token_stages(
+        cluster_layer=1, grid=(8, 8), k=4, cluster_temperature=1e6,
+        reconstruct_temperature=1e6)), plain)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        a, b = plain(x)[0], fast(x)[0]
+    assert b.shape == a.shape == (2, 32, 8, 8)
+    torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+
+
+def test_non_square_input_and_restore_modes():
+    x = torch.randn(1, 3, 48, 80)  # 6 x 10 tokens
+    full = tiny_vit(expedit_token_stages(cluster_layer=1, grid=0.5, k=3))
+    with torch.no_grad():
+        out = full.forward_features(x)
+    assert out['outs'][0].shape == (1, 32, 6, 10)
+    state_grid = out['grid']
+    assert state_grid.reduced_hw == (3, 5)
+    assert isinstance(state_grid.restore, ExpeditState)
+    assert state_grid.x.shape == (1, 1 + 15, 32)
+    none = same_weights(tiny_vit(expedit_token_stages(
+        cluster_layer=1, grid=(3, 4), restore='none')), full)
+    with torch.no_grad():
+        assert none(x)[0].shape == (1, 32, 3, 4)
+
+
+def test_reconstruct_between_blocks_and_levels():
+    plain = tiny_vit(out_indices=[0, 1, 2, 3])
+    stages = expedit_token_stages(cluster_layer=1, grid=(4, 4), k=3,
+                                  reconstruct_layer=2)
+    fast = same_weights(tiny_vit(stages, out_indices=[0, 1, 2, 3]), plain)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ref = plain(x)
+        out = fast.forward_features(x)
+    outs = out['outs']
+    # levels taken before clustering are unchanged; level 1 is taken
+    # before the stage that runs after block 1
+    torch.testing.assert_close(outs[0], ref[0])
+    torch.testing.assert_close(outs[1], ref[1])
+    # level 2 is taken before the reconstruction after block 2: it is
+    # rebuilt by... nothing (no output restorer) -> the (h, w) grid
+    assert outs[2].shape == (2, 32, 4, 4)
+    assert outs[3].shape == (2, 32, 8, 8)
+    assert out['grid'].restore is None and not out['grid'].is_reduced
+
+
+def test_output_restorer_rebuilds_every_level_after_clustering():
+    stages = expedit_token_stages(cluster_layer=0, grid=(4, 4), k=3)
+    vit = tiny_vit(stages, out_indices=[0, 2, 3], norm_outputs='all')
+    with torch.no_grad():
+        outs = vit(torch.randn(1, 3, 64, 64))
+    assert [tuple(o.shape[-2:]) for o in outs] == [(8, 8)] * 3
+
+
+def test_batch_independence():
+    vit = tiny_vit(expedit_token_stages(cluster_layer=1, grid=(5, 3), k=4,
+                                        cluster_temperature=0.5,
+                                        reconstruct_temperature=0.5,
+                                        temperature_mode='relative'))
+    x = torch.randn(3, 3, 64, 48)
+    with torch.no_grad():
+        together = vit(x)[0]
+        alone = torch.cat([vit(x[i:i + 1])[0] for i in range(3)])
+    torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-5)
+
+
+def test_prefix_tokens_pass_through():
+    stage = TokenClustering(after_block=0, grid=(2, 2))
+    x = torch.randn(2, 2 + 16, 8)
+    grid = TokenGrid(x=x, hw=(4, 4), n_prefix=2)
+    out = stage(grid)
+    assert torch.equal(out.x[:, :2], x[:, :2])
+    assert out.x.shape == (2, 2 + 4, 8) and out.reduced_hw == (2, 2)
+    rec = TokenReconstruction(after_block=1, k=2)
+    back = rec(out)
+    assert torch.equal(back.x[:, :2], x[:, :2])
+    assert back.x.shape == x.shape and back.restore is None
+
+
+def test_relative_temperature_is_scale_free():
+    torch.manual_seed(3)
+    x = torch.randn(2, 1 + 36, 8)
+    stage = TokenClustering(after_block=0, grid=(3, 3), temperature=2.0,
+                            temperature_mode='relative')
+    a = stage(TokenGrid(x=x, hw=(6, 6), n_prefix=1))
+    b = stage(TokenGrid(x=x * 100, hw=(6, 6), n_prefix=1))
+    torch.testing.assert_close(b.x, a.x * 100, rtol=1e-4, atol=1e-4)
+    assert torch.equal(a.restore.hard_labels, b.restore.hard_labels)
+    rec = TokenReconstruction(k=3, temperature=2.0)
+    ya = rec.restore(a, a.x)
+    yb = rec.restore(b, b.x)
+    torch.testing.assert_close(yb, ya * 100, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize('distance', ['layernorm', 'l2'])
+def test_normalised_distances(distance):
+    vit = tiny_vit(expedit_token_stages(cluster_layer=1, grid=(4, 4), k=3,
+                                        cluster_temperature=1.0,
+                                        reconstruct_temperature=1.0,
+                                        distance=distance))
+    with torch.no_grad():
+        out = vit.forward_features(torch.randn(1, 3, 64, 64),
+                                   out_indices=[1])
+    state = out['grid'].restore
+    if distance == 'l2':
+        norms = state.feat_before.norm(dim=-1)
+        torch.testing.assert_close(norms, torch.ones_like(norms))
+    assert torch.isfinite(vit(torch.randn(1, 3, 64, 64))[0]).all()
+
+
+def test_naive_unpooling_copies_hard_label_cluster():
+    stage = TokenClustering(after_block=0, grid=(2, 2), temperature=1.0)
+    x = torch.randn(1, 1 + 16, 4)
+    red = stage(TokenGrid(x=x, hw=(4, 4), n_prefix=1))
+    rec = TokenReconstruction(mode='naive')
+    out = rec.restore(red, red.x)
+    labels = red.restore.hard_labels[0]
+    torch.testing.assert_close(out[0, 1:], red.x[0, 1:][labels])
+
+
+# ------------------------------------------------------------- bad configs
+def test_grid_larger_than_token_grid():
+    vit = tiny_vit(expedit_token_stages(cluster_layer=1, grid=(9, 4), k=3))
+    with pytest.raises(ValueError, match='grid.*larger than the token grid'):
+        vit(torch.randn(1, 3, 64, 64))
+
+
+def test_cluster_layer_after_reconstruct_layer():
+    with pytest.raises(ValueError, match='cluster_layer.*before '
+                       'reconstruct_layer'):
+        expedit_token_stages(cluster_layer=2, grid=(4, 4), k=3,
+                             reconstruct_layer=1)
+    with pytest.raises(ValueError, match='before reconstruct_layer'):
+        expedit_token_stages(cluster_layer=2, grid=(4, 4), k=3,
+                             reconstruct_layer=-2, depth=4)
+    # written by hand, without the helper: caught at the first forward
+    vit = tiny_vit([
+        dict(type='TokenClustering', after_block=2, grid=(4, 4)),
+        dict(type='TokenReconstruction', after_block=1, k=3)
+    ])
+    with pytest.raises(RuntimeError, match='reconstruct_layer must come '
+                       'after cluster_layer'):
+        vit(torch.randn(1, 3, 64, 64))
+    vit = tiny_vit([
+        dict(type='TokenClustering', after_block=2, grid=(4, 4)),
+        dict(type='TokenReconstruction', after_block=2, k=3)
+    ])
+    with pytest.raises(ValueError, match='before reconstruct_layer'):
+        vit(torch.randn(1, 3, 64, 64))
+
+
+def test_k_larger_than_clusters():
+    with pytest.raises(ValueError, match='k=20 is larger than the number '
+                       'of clusters 16'):
+        expedit_token_stages(cluster_layer=1, grid=(4, 4))
+    vit = tiny_vit([
+        dict(type='TokenClustering', after_block=1, grid=0.5),
+        dict(type='TokenReconstruction', k=20)
+    ])
+    with pytest.raises(ValueError, match='k=20 is larger than the number '
+                       'of clusters M=16'):
+        vit(torch.randn(1, 3, 64, 64))
+    with pytest.raises(ValueError, match='k must be a non-zero int'):
+        TokenReconstruction(k=0)
+
+
+def test_bad_window_and_grid_specs_at_build_time():
+    with pytest.raises(ValueError, match='window_size'):
+        MODELS.build(dict(type='TokenClustering', after_block=1,
+                          grid=(4, 4), window_size=4))
+    with pytest.raises(ValueError, match='perfect square'):
+        MODELS.build(dict(type='TokenClustering', after_block=1, grid=50))
+    with pytest.raises(TypeError, match='grid'):
+        MODELS.build(dict(type='TokenClustering', after_block=1,
+                          grid='big'))
+    with pytest.raises(ValueError, match='distance'):
+        MODELS.build(dict(type='TokenClustering', after_block=1,
+                          grid=(4, 4), distance='cosine'))
+    with pytest.raises(ValueError, match='out of range'):
+        tiny_vit(expedit_token_stages(cluster_layer=7, grid=(4, 4), k=3))
+    # faithful perfect-square int grid
+    stage = MODELS.build(dict(type='TokenClustering', after_block=1,
+                              grid=16))
+    assert stage.resolve_grid((8, 8)) == (4, 4)

@@ -1,0 +1,579 @@
+"""Expedit: token clustering and reconstruction (hourglass ViT).
+
+Plain functions on tensors; the registry stages in
+:mod:`vtseg.models.reducers.expedit` are thin wrappers around them.
+Specification: ``methods.md`` section 2 (Expedit) and section 1.5 (FLOPs).
+
+Both operators run in fp32, also inside autocast, and cast their outputs back
+to the input dtype: the locality penalty 1e16 is outside the fp16 range
+(methods.md 2.4 quirk 8).
+
+Implementation note. Each token may only join the clusters of the
+``window_size x window_size`` cells around its initial cell. The reference
+evaluates the full (M, N) distance matrix and adds 1e16 to forbidden pairs,
+which costs M*N*C per pass, more than the clustering saves at small grids. We
+evaluate only the allowed pairs (a sampled dense-dense product for the
+distances and a weighted ``embedding_bag`` for the centre update), so the cost
+is N*K*C with K <= window_size**2. With any temperature t >= 1e-12 the two are
+the same to float precision: a forbidden pair gets weight exp(-1e16 * t)
+relative to the allowed ones, which is exactly 0 in fp32. For smaller
+temperatures (t = 0 gives uniform weights over *all* clusters in the
+reference) and on devices without sparse kernels the dense reference
+formulation is used.
+"""
+import functools
+import math
+import warnings
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    'cluster_tokens', 'cluster_tokens_with_metric', 'cluster_token_sequence',
+    'reconstruct_tokens',
+    'resolve_cluster_grid', 'window_candidates', 'cluster_flops',
+    'reconstruct_flops', 'LOCALITY_PENALTY'
+]
+
+#: Distance added to forbidden (token, cluster) pairs, as in the reference.
+#: Finite on purpose (methods.md 2.1 step 3).
+LOCALITY_PENALTY = 1e16
+
+# Below this temperature the 1e16 penalty no longer zeroes forbidden pairs in
+# fp32, so only the dense formulation reproduces the reference.
+_SPARSE_MIN_TEMPERATURE = 1e-12
+
+
+def resolve_cluster_grid(grid: Union[int, float, Sequence[int]],
+                         hw: Tuple[int, int],
+                         key: str = 'grid') -> Tuple[int, int]:
+    """Turn a cluster-grid spec into (h, w) for a (H, W) token grid.
+
+    Args:
+        grid: ``(h, w)``; a perfect-square int M (the reference's
+            ``num_spixels``, h = w = sqrt(M)); or a float scale s in (0, 1]
+            (h = round(s * H), w = round(s * W), at least 1).
+        hw: (H, W) token grid.
+        key: config key named in error messages.
+
+    Returns:
+        (h, w) with 1 <= h <= H and 1 <= w <= W.
+    """
+    H, W = int(hw[0]), int(hw[1])
+    if isinstance(grid, bool):
+        raise TypeError(f'{key} must be (h, w), a perfect-square int or a '
+                        f'float scale, got {grid!r}')
+    if isinstance(grid, float):
+        if not 0 < grid <= 1:
+            raise ValueError(f'{key}={grid!r}: a scale factor must be in '
+                             '(0, 1]')
+        h, w = max(1, round(grid * H)), max(1, round(grid * W))
+    elif isinstance(grid, int):
+        side = math.isqrt(grid) if grid > 0 else 0
+        if side * side != grid or grid <= 0:
+            raise ValueError(f'{key}={grid}: an int cluster count must be a '
+                             'positive perfect square (give (h, w) for other '
+                             'grids)')
+        h = w = side
+    elif isinstance(grid, Sequence) and len(grid) == 2 and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in grid):
+        h, w = int(grid[0]), int(grid[1])
+        if h <= 0 or w <= 0:
+            raise ValueError(f'{key}={tuple(grid)}: sides must be positive')
+    else:
+        raise TypeError(f'{key} must be (h, w), a perfect-square int or a '
+                        f'float scale, got {grid!r}')
+    if h > H or w > W:
+        raise ValueError(f'{key}: cluster grid {(h, w)} is larger than the '
+                         f'token grid {(H, W)}')
+    return h, w
+
+
+def _check_window(window_size: int) -> int:
+    if not isinstance(window_size, int) or isinstance(window_size, bool) \
+            or window_size < 1 or window_size % 2 == 0:
+        raise ValueError(f'window_size must be a positive odd int, got '
+                         f'{window_size!r}')
+    return window_size // 2
+
+
+def _legacy_nearest(out_size: int, in_size: int, device) -> Tensor:
+    """Cell index of each of ``out_size`` positions when ``in_size`` cells
+    are upsampled with PyTorch's legacy ``nearest`` rule, (out_size,) int64.
+
+    Uses ``F.interpolate`` itself so that the float rounding of the rule is
+    reproduced exactly (methods.md 2.1 step 2)."""
+    idx = torch.arange(in_size, device=device, dtype=torch.float32)
+    up = F.interpolate(idx.view(1, 1, in_size), size=out_size, mode='nearest')
+    return up.view(out_size).long()
+
+
+def window_candidates(hw: Tuple[int, int], grid: Tuple[int, int],
+                      window_size: int,
+                      device=None) -> Tuple[Tensor, Tensor]:
+    """Clusters each token may join under the locality constraint.
+
+    Token t (row-major in the (H, W) grid) has the initial cell (i, j) given
+    by the legacy-nearest upsampling of the (h, w) index map; it may join
+    cluster (a, b) iff |a - i| <= r and |b - j| <= r, r = window_size // 2.
+
+    Args:
+        hw: (H, W) token grid.
+        grid: (h, w) cluster grid.
+        window_size: odd window side in cells.
+
+    Returns:
+        ``(cand, valid)``: both (N, K), K = kr * kc with
+        kr = 2 * min(r, h - 1) + 1 (kc likewise); ``cand`` int64 cluster
+        indices in ascending order along K (0 where invalid), ``valid`` bool.
+    """
+    r = _check_window(window_size)
+    H, W = hw
+    h, w = grid
+    rows = _legacy_nearest(H, h, device)
+    cols = _legacy_nearest(W, w, device)
+    rr, rc = min(r, h - 1), min(r, w - 1)
+    cand_r = rows[:, None] + torch.arange(-rr, rr + 1, device=device)
+    cand_c = cols[:, None] + torch.arange(-rc, rc + 1, device=device)
+    valid_r = (cand_r >= 0) & (cand_r < h)
+    valid_c = (cand_c >= 0) & (cand_c < w)
+    cand = cand_r[:, None, :, None] * w + cand_c[None, :, None, :]
+    valid = valid_r[:, None, :, None] & valid_c[None, :, None, :]
+    N = H * W
+    cand = cand.reshape(N, -1)
+    valid = valid.reshape(N, -1)
+    return torch.where(valid, cand, torch.zeros_like(cand)), valid
+
+
+def _compute_dtype(t: Tensor) -> torch.dtype:
+    """fp32 for fp16 / bf16 / fp32 inputs; fp64 stays fp64."""
+    return torch.float64 if t.dtype == torch.float64 else torch.float32
+
+
+def _pairwise_sqdist(a: Tensor, b: Tensor) -> Tensor:
+    """||a_i||^2 + ||b_j||^2 - 2 <a_i, b_j>, expanded as the reference does.
+
+    (B, P, C), (B, Q, C) -> (B, P, Q)."""
+    return ((a * a).sum(-1)[:, :, None] + (b * b).sum(-1)[:, None, :] -
+            2 * torch.bmm(a, b.transpose(1, 2)))
+
+
+def _use_sparse(device: torch.device, temperature: float) -> bool:
+    return device.type in ('cpu', 'cuda') and \
+        temperature >= _SPARSE_MIN_TEMPERATURE
+
+
+class _WindowPattern:
+    """Allowed (token, cluster) pairs of one clustering call, in the layouts
+    the sparse kernels need (shared by all images of the batch)."""
+
+    def __init__(self, cand: Tensor, valid: Tensor, B: int, M: int,
+                 dtype: torch.dtype):
+        N, K = cand.shape
+        device = cand.device
+        self.B, self.N, self.K, self.M = B, N, K, M
+        self.cand, self.valid = cand, valid
+        self.flat_valid = valid.reshape(-1).nonzero().squeeze(1)  # (E,)
+        self.token = torch.div(self.flat_valid, K, rounding_mode='floor')
+        self.cluster = cand.reshape(-1)[self.flat_valid]
+        E = self.flat_valid.numel()
+        self.E = E
+        counts = valid.sum(1)
+        # Block-diagonal CSR over the batch: rows b*N + t, cols b*M + m.
+        crow = torch.zeros(B * N + 1, dtype=torch.int64, device=device)
+        crow[1:] = torch.cumsum(counts.repeat(B), 0)
+        shift = torch.arange(B, device=device)[:, None]
+        col = (self.cluster[None] + shift * M).reshape(-1)
+        with warnings.catch_warnings():  # "CSR support is in beta state"
+            warnings.simplefilter('ignore', UserWarning)
+            self.csr = torch.sparse_csr_tensor(
+                crow, col, torch.ones(B * E, device=device, dtype=dtype),
+                (B * N, B * M), check_invariants=False)
+        # Entries grouped by cluster, for the centre update as bags.
+        order = torch.argsort(self.cluster, stable=True)
+        self.order = order
+        bag_tokens = self.token[order]
+        self.bag_input = (bag_tokens[None] + shift * N).reshape(-1)
+        sizes = torch.bincount(self.cluster, minlength=M)
+        starts = torch.cumsum(sizes, 0) - sizes
+        self.bag_offsets = (starts[None] + shift * E).reshape(-1)
+
+    def sqdist(self, tok: Tensor, ctr: Tensor) -> Tensor:
+        """(B, N, C), (B, M, C) -> (B, E) squared distances of allowed
+        pairs (no gradient)."""
+        B, N, C = tok.shape
+        cross = torch.sparse.sampled_addmm(
+            self.csr, tok.reshape(B * N, C),
+            ctr.reshape(B * self.M, C).transpose(0, 1), beta=0.0).values()
+        tt = (tok * tok).sum(-1)[:, self.token]
+        cc = (ctr * ctr).sum(-1)[:, self.cluster]
+        return tt + cc - 2 * cross.view(B, self.E)
+
+    def to_padded(self, vals: Tensor, fill: float) -> Tensor:
+        """(B, E) -> (B, N, K) with ``fill`` at forbidden slots."""
+        out = vals.new_full((self.B, self.N * self.K), fill)
+        out[:, self.flat_valid] = vals
+        return out.view(self.B, self.N, self.K)
+
+    def from_padded(self, vals: Tensor) -> Tensor:
+        """(B, N, K) -> (B, E)."""
+        return vals.reshape(self.B, -1)[:, self.flat_valid]
+
+    def weighted_sum(self, weights: Tensor, tok: Tensor) -> Tensor:
+        """sum_t A_tm x_t / max(sum_t A_tm, 1e-16): (B, E), (B, N, C) ->
+        (B, M, C); differentiable w.r.t. ``tok`` only."""
+        B, N, C = tok.shape
+        per_sample = weights[:, self.order].reshape(-1)
+        num = F.embedding_bag(self.bag_input, tok.reshape(B * N, C),
+                              self.bag_offsets, mode='sum',
+                              per_sample_weights=per_sample)
+        den = weights.new_zeros(B, self.M).index_add_(1, self.cluster,
+                                                      weights)
+        return num.view(B, self.M, C) / den.clamp(min=1e-16)[..., None]
+
+
+def cluster_tokens_with_metric(
+        x: Tensor,
+        metric: Optional[Tensor],
+        grid: Tuple[int, int],
+        n_iters: int = 5,
+        temperature: float = 0.02,
+        window_size: int = 5,
+        faithful: bool = False) -> Tuple[Tensor, Tensor, Tensor]:
+    """Expedit clustering where assignments come from ``metric`` features.
+
+    The soft assignment of every iteration is computed from squared
+    distances between ``metric`` tokens and ``metric`` centres; both the
+    ``x`` centres and the ``metric`` centres are then updated with the same
+    (detached) weights. With ``metric=None`` (or ``metric is x``) this is
+    exactly :func:`cluster_tokens`.
+
+    Args:
+        x: (B, C, H, W) patch tokens to average.
+        metric: (B, D, H, W) features that define distances, or None.
+        grid: (h, w) cluster grid, h <= H, w <= W.
+        n_iters: soft k-means iterations (>= 0).
+        temperature: inverse temperature t in softmax(-t * distance).
+        window_size: odd locality window in cells.
+        faithful: hard labels by unmasked argmin (reference) instead of the
+            argmin over the allowed clusters (methods.md 2.4 quirk 9).
+
+    Returns:
+        ``(centers, metric_centers, hard_labels)``: (B, M, C), (B, M, D),
+        (B, H*W) int64, M = h * w, row-major grid order, in the dtype of
+        ``x`` / ``metric``.
+    """
+    if x.dim() != 4:
+        raise ValueError(f'x must be (B, C, H, W), got shape '
+                         f'{tuple(x.shape)}')
+    B, C, H, W = x.shape
+    same = metric is None or metric is x
+    if not same and (metric.dim() != 4 or metric.shape[0] != B
+                     or metric.shape[2:] != x.shape[2:]):
+        raise ValueError(f'metric must be (B, D, H, W) with B, H, W of x '
+                         f'{tuple(x.shape)}, got {tuple(metric.shape)}')
+    tok = x.flatten(2).transpose(1, 2)
+    mtok = None if same else metric.flatten(2).transpose(1, 2)
+    return cluster_token_sequence(tok, (H, W), grid, n_iters, temperature,
+                                  window_size, faithful, mtok)
+
+
+def cluster_token_sequence(
+        tokens: Tensor,
+        hw: Tuple[int, int],
+        grid: Tuple[int, int],
+        n_iters: int = 5,
+        temperature: float = 0.02,
+        window_size: int = 5,
+        faithful: bool = False,
+        metric: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor]:
+    """:func:`cluster_tokens_with_metric` on (B, N, C) token sequences in
+    row-major (H, W) order (the layout inside the backbone; avoids two
+    transposed copies).
+
+    Args:
+        tokens: (B, H*W, C); ``metric``: (B, H*W, D) or None.
+        hw: (H, W). Other arguments as :func:`cluster_tokens`.
+
+    Returns:
+        ``(centers, metric_centers, hard_labels)`` as
+        :func:`cluster_tokens_with_metric`.
+    """
+    B, N, C = tokens.shape
+    H, W = int(hw[0]), int(hw[1])
+    if N != H * W:
+        raise ValueError(f'{N} tokens cannot form a {H} x {W} grid')
+    h, w = resolve_cluster_grid(tuple(grid), (H, W), 'grid')
+    if n_iters < 0:
+        raise ValueError(f'n_iters must be >= 0, got {n_iters}')
+    _check_window(window_size)
+    M = h * w
+    same = metric is None or metric is tokens
+    out_dtype = tokens.dtype
+    metric_dtype = out_dtype if same else metric.dtype
+    with torch.autocast(device_type=tokens.device.type, enabled=False):
+        dtype = _compute_dtype(tokens)
+        tok = tokens.to(dtype).contiguous()
+        mtok = tok if same else metric.to(dtype).contiguous()
+        ctr = _pool_sequence(tok, (H, W), (h, w))
+        mctr = ctr if same else _pool_sequence(mtok, (H, W), (h, w))
+        if _use_sparse(tokens.device, temperature):
+            pattern = _window_pattern(H, W, h, w, window_size, B,
+                                      tokens.device, dtype)
+            ctr, mctr, labels = _cluster_sparse(tok, mtok, ctr, mctr,
+                                                pattern, n_iters,
+                                                temperature, same, faithful)
+        else:
+            cand, valid = window_candidates((H, W), (h, w), window_size,
+                                            tokens.device)
+            ctr, mctr, labels = _cluster_dense(tok, mtok, ctr, mctr, cand,
+                                               valid, M, n_iters,
+                                               temperature, same, faithful)
+    return ctr.to(out_dtype), mctr.to(metric_dtype), labels
+
+
+def _pool_sequence(tok: Tensor, hw: Tuple[int, int],
+                   grid: Tuple[int, int]) -> Tensor:
+    """Adaptive average pooling of (B, H*W, C) tokens to (B, h*w, C).
+
+    The (B, H, W, C) view is a channels-last (B, C, H, W) tensor, for which
+    PyTorch's CPU kernel is much faster than for the transposed layout."""
+    B, _, C = tok.shape
+    x = tok.view(B, hw[0], hw[1], C).permute(0, 3, 1, 2)
+    pooled = F.adaptive_avg_pool2d(x, grid)
+    return pooled.permute(0, 2, 3, 1).reshape(B, grid[0] * grid[1], C)
+
+
+@functools.lru_cache(maxsize=32)
+def _window_pattern(H: int, W: int, h: int, w: int, window_size: int,
+                    B: int, device: torch.device,
+                    dtype: torch.dtype) -> '_WindowPattern':
+    """Cached :class:`_WindowPattern` (it depends on sizes only)."""
+    cand, valid = window_candidates((H, W), (h, w), window_size, device)
+    return _WindowPattern(cand, valid, B, h * w, dtype)
+
+
+def _cluster_sparse(tok, mtok, ctr, mctr, pattern, n_iters, temperature,
+                    same, faithful):
+    B = tok.shape[0]
+    cand = pattern.cand
+    for it in range(n_iters):
+        with torch.no_grad():
+            dist = pattern.sqdist(mtok.detach(), mctr.detach())
+            logits = pattern.to_padded(-dist * temperature, float('-inf'))
+            assign = pattern.from_padded(logits.softmax(-1))
+        if it == n_iters - 1:  # only the last update carries gradients
+            ctr = pattern.weighted_sum(assign, tok)
+            mctr = ctr if same else pattern.weighted_sum(assign, mtok)
+        else:
+            with torch.no_grad():
+                ctr = pattern.weighted_sum(assign, tok)
+                mctr = ctr if same else pattern.weighted_sum(assign, mtok)
+    with torch.no_grad():
+        if faithful:
+            labels = _pairwise_sqdist(mctr, mtok).argmin(1)
+        else:
+            dist = pattern.to_padded(
+                pattern.sqdist(mtok.detach(), mctr.detach()), float('inf'))
+            slot = dist.argmin(-1)  # first minimum = lowest cluster index
+            labels = torch.gather(cand.expand(B, -1, -1), 2,
+                                  slot[..., None]).squeeze(-1)
+    return ctr, mctr, labels
+
+
+def _cluster_dense(tok, mtok, ctr, mctr, cand, valid, M, n_iters,
+                   temperature, same, faithful):
+    """The reference formulation: full (B, M, N) distances plus 1e16 on
+    forbidden pairs."""
+    N = tok.shape[1]
+    allowed = torch.zeros(N, M, dtype=torch.bool, device=tok.device)
+    rows = torch.arange(N, device=tok.device)[:, None].expand_as(cand)
+    allowed[rows[valid], cand[valid]] = True
+    penalty = (~allowed).t().to(tok.dtype) * LOCALITY_PENALTY  # (M, N)
+    for _ in range(n_iters):
+        with torch.no_grad():
+            dist = _pairwise_sqdist(mctr, mtok) + penalty
+            assign = (-dist * temperature).softmax(1)  # over clusters
+            den = assign.sum(2, keepdim=True).clamp(min=1e-16)
+        ctr = torch.bmm(assign, tok) / den
+        mctr = ctr if same else torch.bmm(assign, mtok) / den
+    with torch.no_grad():
+        dist = _pairwise_sqdist(mctr, mtok)
+        if not faithful:
+            dist = dist + penalty
+        labels = dist.argmin(1)
+    return ctr, mctr, labels
+
+
+def cluster_tokens(x: Tensor,
+                   grid: Tuple[int, int],
+                   n_iters: int = 5,
+                   temperature: float = 0.02,
+                   window_size: int = 5,
+                   *,
+                   faithful: bool = False) -> Tuple[Tensor, Tensor]:
+    """Group (H, W) patch tokens into an (h, w) grid of cluster tokens.
+
+    Locally constrained soft k-means (methods.md 2.1): centres start as the
+    adaptive average pool of ``x``; token t may only join clusters within
+    ``window_size // 2`` cells (rows and columns) of its initial cell (legacy
+    ``nearest`` upsampling of the cluster index map); forbidden pairs get
+    +1e16 on their distance. Each of the ``n_iters`` iterations computes
+    D = ||x_t||^2 + ||c_m||^2 - 2<c_m, x_t>, A = softmax(-temperature * D)
+    over clusters, and c_m = sum_t A_mt x_t / max(sum_t A_mt, 1e-16) with A
+    detached (gradients flow through the weighted sum only).
+
+    Args:
+        x: (B, C, H, W) patch tokens (any float dtype; computed in fp32).
+        grid: (h, w) clusters, 1 <= h <= H, 1 <= w <= W.
+        n_iters: number of updates.
+        temperature: multiplies the distance (an inverse temperature).
+        window_size: odd locality window side, in cells.
+        faithful: hard labels as the reference (argmin over *all* clusters)
+            instead of over the allowed ones (methods.md 2.4 quirk 9).
+
+    Returns:
+        ``(centers, hard_labels)``: centres (B, h*w, C) in row-major grid
+        order and dtype of ``x``; hard labels (B, H*W) int64, the nearest
+        final centre of each token.
+    """
+    centers, _, labels = cluster_tokens_with_metric(
+        x, None, grid, n_iters, temperature, window_size, faithful)
+    return centers, labels
+
+
+def reconstruct_tokens(x_low: Tensor,
+                       feat_before: Tensor,
+                       feat_after: Tensor,
+                       k: int = 20,
+                       temperature: float = 0.02,
+                       *,
+                       faithful: bool = False,
+                       clamp_negative: Optional[bool] = None,
+                       subtract_min: Optional[bool] = None) -> Tensor:
+    """Rebuild N full-resolution tokens from M refined cluster tokens.
+
+    W = exp(-temperature * S) with S_nm = ||f_n||^2 + ||s_m||^2 - 2<f_n, s_m>
+    (f = ``feat_before``, s = ``feat_after``); entries below the k-th largest
+    weight of their row are zeroed (ties at the k-th value are kept); each
+    row is scaled to unit L2 norm (``F.normalize``, eps 1e-12); Y = W X.
+
+    Args:
+        x_low: (B, M, C) refined cluster tokens.
+        feat_before: (B, N, D) full-resolution tokens at clustering time.
+        feat_after: (B, M, D) cluster centres at clustering time.
+        k: neighbours kept per token (1 <= k <= M); k < 0 keeps all.
+        temperature: inverse temperature on squared distances.
+        faithful: raw reference arithmetic (sets both options below to
+            False unless given).
+        clamp_negative: clamp negative squared distances (float
+            cancellation) to 0 (methods.md 2.4 quirk 6); default
+            ``not faithful``.
+        subtract_min: subtract each row's minimum of temperature * S before
+            exp, so that the nearest cluster gets weight 1 and rows never
+            underflow to all zeros (quirk 7; identical after normalisation);
+            default ``not faithful``.
+
+    Returns:
+        (B, N, C) tokens in the dtype of ``x_low``. Gradients flow to all
+        three inputs, as in the reference.
+    """
+    if x_low.dim() != 3 or feat_before.dim() != 3 or feat_after.dim() != 3:
+        raise ValueError('x_low, feat_before, feat_after must be (B, M, C), '
+                         '(B, N, D), (B, M, D)')
+    B, M, C = x_low.shape
+    if feat_after.shape[:2] != (B, M) or feat_before.shape[0] != B or \
+            feat_before.shape[2] != feat_after.shape[2]:
+        raise ValueError(
+            f'shape mismatch: x_low {tuple(x_low.shape)}, feat_before '
+            f'{tuple(feat_before.shape)}, feat_after '
+            f'{tuple(feat_after.shape)} (expected (B, M, C), (B, N, D), '
+            '(B, M, D))')
+    if k == 0 or k > M:
+        raise ValueError(f'k={k} must be in [1, {M}] (the number of '
+                         'clusters) or negative (keep all)')
+    clamp_negative = (not faithful) if clamp_negative is None \
+        else clamp_negative
+    subtract_min = (not faithful) if subtract_min is None else subtract_min
+    out_dtype = x_low.dtype
+    with torch.autocast(device_type=x_low.device.type, enabled=False):
+        dtype = _compute_dtype(x_low)
+        f, s = feat_before.to(dtype), feat_after.to(dtype)
+        xl = x_low.to(dtype)
+        sq = _pairwise_sqdist(f, s)  # (B, N, M)
+        if clamp_negative:
+            sq = sq.clamp(min=0)
+        logits = -temperature * sq
+        if subtract_min:
+            logits = logits - logits.amax(-1, keepdim=True).detach()
+        weight = logits.exp()
+        if k < 0:
+            attn = F.normalize(weight, dim=2)
+            out = torch.bmm(attn, xl)
+        else:
+            out = _topk_weighted_sum(weight, xl, k)
+    return out.to(out_dtype)
+
+
+def _topk_weighted_sum(weight: Tensor, xl: Tensor, k: int) -> Tensor:
+    """Top-k (ties at the k-th value kept), row L2 normalisation and the
+    product with ``xl``, evaluated on the kept entries only.
+
+    (B, N, M), (B, M, C) -> (B, N, C)."""
+    B, N, M = weight.shape
+    C = xl.shape[-1]
+    vals, idx = torch.topk(weight, k, dim=2)
+    with torch.no_grad():
+        kth = vals[..., -1:].detach()
+        # Kept zeros (a row whose k-th weight underflowed) add nothing, so
+        # only kept non-zero entries matter; ties at the k-th value may keep
+        # more than k, then a second, wider top-k is taken.
+        k_eff = int((weight >= kth).logical_and_(weight > 0).sum(2).max())
+    if k_eff > k:
+        vals, idx = torch.topk(weight, k_eff, dim=2)
+        vals = torch.where(vals >= kth, vals, torch.zeros_like(vals))
+    else:
+        k_eff = k
+    # Same norm as F.normalize over the dense row: the other entries are 0.
+    vals = vals / vals.norm(dim=2, keepdim=True).clamp(min=1e-12)
+    flat_idx = (idx + (torch.arange(B, device=xl.device) * M)[:, None,
+                                                               None])
+    out = F.embedding_bag(flat_idx.reshape(B * N, k_eff),
+                          xl.reshape(B * M, C), mode='sum',
+                          per_sample_weights=vals.reshape(B * N, k_eff))
+    return out.view(B, N, C)
+
+
+def cluster_flops(num_tokens: int, num_clusters: int, channels: int,
+                  n_iters: int = 5, num_pairs: Optional[int] = None,
+                  metric_channels: Optional[int] = None) -> int:
+    """Multiply-adds of one clustering call for one image (methods.md 1.5).
+
+    Pooling N*C; per iteration P*C (distances) + P (softmax) + P*C (centre
+    update); one more distance pass for the hard labels. P is the number of
+    (token, cluster) pairs evaluated: M*N in methods.md's dense formula, or
+    the allowed pairs only (``window_candidates(...)[1].sum()``) for the
+    windowed implementation. With separate distance features of
+    ``metric_channels`` D (:func:`cluster_tokens_with_metric`), distances
+    cost P*D, both centre sets are pooled and updated, and preparing the
+    features costs N*D.
+    """
+    N, M, C = num_tokens, num_clusters, channels
+    P = M * N if num_pairs is None else num_pairs
+    if metric_channels is None:
+        return N * C + n_iters * (2 * P * C + P) + P * C
+    D = metric_channels
+    return N * D + N * (C + D) + n_iters * (P * D + P + P * (C + D)) + P * D
+
+
+def reconstruct_flops(num_tokens: int, num_clusters: int, channels: int,
+                      k: int = 20, dense_product: bool = True) -> int:
+    """Multiply-adds of one reconstruction for one image (methods.md 1.5):
+    N*M*C distances + N*M for exp and top-k + the product, N*M*C in
+    methods.md's dense formula or N*k*C on the kept entries
+    (``dense_product=False``)."""
+    N, M, C = num_tokens, num_clusters, channels
+    kk = M if (dense_product or k < 0) else min(k, M)
+    return N * M * C + N * M + N * kk * C

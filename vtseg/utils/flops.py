@@ -1,0 +1,289 @@
+"""FLOP counting for vtseg models (methods.md section 1.5).
+
+One multiply-add counts as one FLOP (the mmcv / fvcore convention of the
+Expedit and ALGM tables). The standard layers are counted by mmengine's
+fvcore-derived jit counter (:class:`mmengine.analysis.FlopAnalyzer`); this
+module adds what that counter misses:
+
+* **attention products**: ``aten::scaled_dot_product_attention`` (which the
+  vtseg ViT uses, and which mmengine has no handle for) counts
+  Tq * Tk * (d_qk + d_v) per head and image, i.e. 2 * T^2 * C per layer on
+  the tokens that are live in that layer;
+* **token stages** (reducers): a method registers a formula for its stage
+  class with :func:`register_flop_formula`; the traced cost of that stage
+  (including an output restorer's ``restore`` calls, which the backbone makes
+  outside ``__call__``) is replaced by the formula evaluated on the shapes of
+  an eager forward. Gathers and scatters count 0.
+
+Counts are per forward of the given batch (divide by the batch size for
+per-image numbers).
+"""
+from collections import Counter, OrderedDict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+__all__ = [
+    'register_flop_formula', 'sdpa_flop_jit', 'count_flops', 'FlopCount',
+    'TensorModeWrapper', 'REDUCER_COUNT_MODES'
+]
+
+#: ``'executed'``: what the vtseg implementation evaluates (e.g. only the
+#: token-cluster pairs inside Expedit's locality window); ``'spec'``: the
+#: dense formulas written in methods.md 1.5.
+REDUCER_COUNT_MODES = ('executed', 'spec')
+
+# stage class -> formula(module, call, args, output, mode) -> int
+_FORMULAS: Dict[type, Callable[..., int]] = OrderedDict()
+
+_SDPA_OPS = ('aten::scaled_dot_product_attention',
+             'aten::_scaled_dot_product_attention_math',
+             'aten::_scaled_dot_product_flash_attention',
+             'aten::_scaled_dot_product_flash_attention_for_cpu',
+             'aten::_scaled_dot_product_efficient_attention',
+             'aten::_scaled_dot_product_cudnn_attention')
+
+
+def register_flop_formula(module_type: type):
+    """Decorator: ``formula(module, call, args, output, mode) -> int``
+    gives the FLOPs of one call of a ``module_type`` module.
+
+    ``call`` is ``'forward'`` or ``'restore'`` (output restorers),
+    ``args`` the positional arguments of that call, ``output`` its result,
+    ``mode`` one of :data:`REDUCER_COUNT_MODES`.
+    """
+
+    def deco(fn):
+        _FORMULAS[module_type] = fn
+        return fn
+
+    return deco
+
+
+def _shape(val) -> Optional[List[int]]:
+    from mmengine.analysis.jit_handles import get_shape
+    return get_shape(val)
+
+
+def sdpa_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
+    """jit handle for scaled-dot-product attention: Q K^T and A V.
+
+    q (..., Tq, d), k (..., Tk, d), v (..., Tk, dv) ->
+    prod(...) * Tq * Tk * (d + dv); softmax and scaling are not counted
+    (elementwise, as fvcore does for other layers).
+    """
+    q, k, v = (_shape(x) for x in inputs[:3])
+    if q is None or k is None or v is None:
+        return 0
+    batch = 1
+    for s in q[:-2]:
+        batch *= s
+    return int(batch * q[-2] * k[-2] * (q[-1] + v[-1]))
+
+
+class TensorModeWrapper(nn.Module):
+    """``forward(inputs)`` of a segmentor in ``mode='tensor'`` (backbone,
+    neck and decode head, no post-processing), or of any module."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs: Tensor):
+        from mmseg.models.segmentors import BaseSegmentor
+        if isinstance(self.model, BaseSegmentor):
+            return self.model(inputs, mode='tensor')
+        return self.model(inputs)
+
+
+class _RestoreCall(nn.Module):
+    """Routes ``stage.restore(...)`` through ``__call__`` so that the jit
+    scope and forward hooks see it."""
+
+    def __init__(self, stage: nn.Module):
+        super().__init__()
+        self._stage_ref = [stage]  # not a child: no recursion in modules()
+
+    def forward(self, *args):
+        stage = self._stage_ref[0]
+        return type(stage).restore(stage, *args)
+
+
+@contextmanager
+def _routed_restores(model: nn.Module, stage_types: Tuple[type, ...]):
+    """Temporarily route ``restore`` of every registered stage through a
+    :class:`_RestoreCall` child named ``_flops_restore``."""
+    patched = []
+    for mod in list(model.modules()):
+        if isinstance(mod, stage_types) and hasattr(mod, 'restore'):
+            wrapper = _RestoreCall(mod)
+            mod.add_module('_flops_restore', wrapper)
+            # instance __dict__ entry shadows the class method (plain
+            # setattr would register a submodule instead)
+            object.__setattr__(mod, 'restore', wrapper)
+            patched.append(mod)
+    try:
+        yield
+    finally:
+        for mod in patched:
+            del mod._modules['_flops_restore']
+            del mod.__dict__['restore']
+
+
+@dataclass
+class FlopCount:
+    """Result of :func:`count_flops` (multiply-adds per forward).
+
+    Attributes:
+        total: all counted FLOPs.
+        attention: the attention-product part (inside ``total``).
+        reducers: stage module name -> formula FLOPs (inside ``total``).
+        by_module: top-level module name -> FLOPs (reducer formulas
+            included in their owners); ops that ran outside any child's
+            ``__call__`` (e.g. a head's own matmuls when the segmentor calls
+            ``decode_head.forward`` directly) are listed under
+            ``'(outside sub-module calls)'``.
+        by_operator: operator -> FLOPs, traced ops plus ``'reducers'``.
+        params: number of parameters.
+        unsupported: operators the counter saw but does not count, with
+            their number of calls (elementwise ops, sparse kernels of
+            reducers replaced by formulas ...).
+    """
+    total: int
+    attention: int
+    reducers: Dict[str, int]
+    by_module: Dict[str, int]
+    by_operator: Dict[str, int]
+    params: int
+    unsupported: Dict[str, int] = field(default_factory=dict)
+
+
+def _registered_types() -> Tuple[type, ...]:
+    return tuple(_FORMULAS)
+
+
+def _formula_for(mod: nn.Module):
+    for cls in type(mod).__mro__:
+        if cls in _FORMULAS:
+            return _FORMULAS[cls]
+    return None
+
+
+def count_flops(model: nn.Module,
+                inputs: Tensor,
+                reducer_count: str = 'executed') -> FlopCount:
+    """Count the FLOPs of one forward of ``model`` on ``inputs``.
+
+    Args:
+        model: a segmentor (counted in ``mode='tensor'``: backbone, neck and
+            decode head, no resizing of the logits) or any module taking
+            one tensor.
+        inputs: (B, 3, H, W) preprocessed images.
+        reducer_count: ``'executed'`` or ``'spec'``, passed to the stage
+            formulas (see :data:`REDUCER_COUNT_MODES`).
+
+    Returns:
+        :class:`FlopCount`.
+    """
+    from mmengine.analysis import FlopAnalyzer
+    if reducer_count not in REDUCER_COUNT_MODES:
+        raise ValueError(f'reducer_count must be one of '
+                         f'{REDUCER_COUNT_MODES}, got {reducer_count!r}')
+    wrapped = TensorModeWrapper(model)
+    was_training = model.training
+    model.eval()
+    stage_types = _registered_types()
+    formula_counts: Counter = Counter()
+    try:
+        with _routed_restores(model, stage_types), torch.no_grad():
+            names = {id(m): n for n, m in model.named_modules()}
+            hooks = []
+            for mod in model.modules():
+                formula = _formula_for(mod)
+                if formula is None:
+                    continue
+                name = names[id(mod)]
+
+                def fwd_hook(m, args, out, formula=formula, name=name):
+                    formula_counts[name] += int(
+                        formula(m, 'forward', args, out, reducer_count))
+
+                hooks.append(mod.register_forward_hook(fwd_hook))
+                wrapper = getattr(mod, '_flops_restore', None)
+                if wrapper is not None:
+
+                    def rst_hook(w, args, out, formula=formula, name=name,
+                                 stage=mod):
+                        formula_counts[name] += int(
+                            formula(stage, 'restore', args, out,
+                                    reducer_count))
+
+                    hooks.append(wrapper.register_forward_hook(rst_hook))
+            try:
+                wrapped(inputs)
+            finally:
+                for h in hooks:
+                    h.remove()
+            # the traced pass, with the stages' own ops subtracted
+            analyzer = FlopAnalyzer(wrapped, (inputs, ))
+            for op in _SDPA_OPS:
+                analyzer.set_op_handle(op, sdpa_flop_jit)
+            analyzer.unsupported_ops_warnings(False)
+            analyzer.uncalled_modules_warnings(False)
+            analyzer.tracer_warnings('none')
+            traced_total = analyzer.total()
+            by_module = analyzer.by_module()
+            by_op = Counter(analyzer.by_operator())
+            unsupported = dict(analyzer.unsupported_ops())
+    finally:
+        model.train(was_training)
+
+    def traced(name):
+        return by_module.get(f'model.{name}' if name else 'model', 0)
+
+    # a stage's traced total includes its restore wrapper (a child)
+    traced_reducers = sum(traced(name) for name in formula_counts)
+    total = traced_total - traced_reducers + sum(formula_counts.values())
+    attention = sum(by_op.get(op.split('::')[-1], 0) for op in _SDPA_OPS)
+    # per-operator counts of the stages' own traced ops are removed from
+    # the operator table so that it sums to ``total``
+    for name in formula_counts:
+        for op, n in analyzer.by_operator(
+                f'model.{name}' if name else 'model').items():
+            by_op[op] -= n
+    by_op = {k: v for k, v in by_op.items() if v}
+    by_op['reducers'] = sum(formula_counts.values())
+    top = OrderedDict()
+    for child, _ in model.named_children():
+        top[child] = traced(child)
+    for name, n in formula_counts.items():
+        owner = name.split('.')[0]
+        if owner in top:
+            top[owner] += n - traced(name)
+    top = OrderedDict((k, int(v)) for k, v in top.items() if v)
+    # ops of modules run through an explicit ``.forward(...)`` (mmseg calls
+    # ``decode_head.forward``) belong to no child scope
+    rest = int(total) - sum(top.values())
+    if rest:
+        top['(outside sub-module calls)'] = rest
+    params = sum(p.numel() for p in model.parameters())
+    return FlopCount(total=int(total), attention=int(attention),
+                     reducers=dict(formula_counts), by_module=top,
+                     by_operator=by_op, params=params,
+                     unsupported=unsupported)
+
+
+def summarize_counts(counts: Sequence[FlopCount],
+                     per_image_divisor: int = 1) -> Dict[str, float]:
+    """Mean / min / max / std of ``total`` over several counts (for
+    input-dependent models), per image."""
+    vals = torch.tensor([c.total / per_image_divisor for c in counts],
+                        dtype=torch.float64)
+    return dict(mean=float(vals.mean()), min=float(vals.min()),
+                max=float(vals.max()),
+                std=float(vals.std()) if len(vals) > 1 else 0.0,
+                n=len(vals))
