@@ -1,4 +1,6 @@
 """Run any vtseg model on images and write overlays (and raw masks).
+For a model with token stages (e.g. an Expedit config) the speed-up over the
+same model without them is measured on the first image and printed.
 
     python demo/image_demo.py INPUT CONFIG CHECKPOINT [--out-dir DIR]
         [--save-mask] [--device cpu] [--score-thr 0.3] [--show] [--force]
@@ -25,7 +27,7 @@ from mmengine.config import DictAction  # noqa: E402
 import vtseg  # noqa: E402,F401
 from vtseg.apis import inference_model, init_model  # noqa: E402
 from vtseg.apis.io import (check_outputs_free, list_images,  # noqa: E402
-                           prediction_mask)
+                           prediction_mask, report_speedup)
 from vtseg.visualization import VTSegVisualizer  # noqa: E402
 
 
@@ -72,6 +74,7 @@ def main(argv=None):
     os.makedirs(args.out_dir, exist_ok=True)
     if args.save_mask:
         os.makedirs(osp.join(args.out_dir, 'masks'), exist_ok=True)
+    report_speedup(model, cv2.imread(files[0], cv2.IMREAD_COLOR))
     total = 0.0
     results = []
     for path, overlay_path, mask_path in zip(files, overlays, masks):

@@ -102,3 +102,13 @@ def test_video_demo_frame_folder_and_bad_input(ckpt, tmp_path):
     res = run(['demo/video_demo.py', str(bad), CONFIG, ckpt, '--out',
                str(tmp_path / 'x.mp4')], check=False)
     assert res.returncode != 0 and 'bad.mp4' in res.stderr
+
+
+def test_image_demo_prints_expedit_speedup(ckpt, tmp_path):
+    cfg = osp.join(REPO_ROOT, 'configs', 'expedit',
+                   'expedit_imgfocus_vits14_sod-448_l3-g0.6.py')
+    img = shared_path('sod_bsds', 'images',
+                      sorted(os.listdir(shared_path('sod_bsds', 'images')))[0])
+    res = run(['demo/image_demo.py', img, cfg, ckpt, '--out-dir',
+               str(tmp_path / 'o')])
+    assert 'token reduction speed-up on this input' in res.stdout

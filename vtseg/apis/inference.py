@@ -127,6 +127,26 @@ def _read_image(path: str) -> np.ndarray:
     return img
 
 
+def _image_array(item: ImageType) -> np.ndarray:
+    arr = _read_image(item) if isinstance(item, str) else item
+    if not isinstance(arr, np.ndarray) or arr.ndim != 3 or arr.shape[2] != 3:
+        raise ValueError('expected an image path or an (H, W, 3) BGR array, '
+                         f'got {type(arr)} {getattr(arr, "shape", "")}')
+    return arr
+
+
+@torch.no_grad()
+def prepare_inputs(model, img: ImageType) -> torch.Tensor:
+    """The network input for one image: the config's test pipeline, then the
+    model's data preprocessor (normalised, padded), (1, 3, H, W)."""
+    pipeline = build_test_pipeline(model.cfg, from_array=True)
+    data = pipeline(dict(img=_image_array(img), img_path=None))
+    batch = model.data_preprocessor(
+        dict(inputs=[data['inputs']], data_samples=[data['data_samples']]),
+        False)
+    return batch['inputs']
+
+
 @torch.no_grad()
 def inference_model(model, img: Union[ImageType, Sequence[ImageType]]):
     """Run a model on one image or a list of images.
@@ -147,12 +167,7 @@ def inference_model(model, img: Union[ImageType, Sequence[ImageType]]):
     pipeline = build_test_pipeline(model.cfg, from_array=True)
     results = []
     for item in imgs:
-        arr = _read_image(item) if isinstance(item, str) else item
-        if not isinstance(arr, np.ndarray) or arr.ndim != 3 or \
-                arr.shape[2] != 3:
-            raise ValueError('expected an image path or an (H, W, 3) BGR '
-                             f'array, got {type(arr)} '
-                             f'{getattr(arr, "shape", "")}')
+        arr = _image_array(item)
         data = pipeline(dict(img=arr, img_path=item if isinstance(
             item, str) else None))
         batch = dict(inputs=[data['inputs']],

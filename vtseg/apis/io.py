@@ -115,3 +115,20 @@ def check_outputs_free(paths: List[str], force: bool) -> None:
         raise FileExistsError(
             f'output exists: {", ".join(existing[:3])}{more}; choose another '
             'output location or pass --force to overwrite')
+
+
+def report_speedup(model, img: np.ndarray, threads=None) -> None:
+    """For a model with token stages (Expedit, ...): time it against the same
+    model without them on ``img`` (interleaved rounds) and print the
+    speed-up. Models without token stages print nothing."""
+    from vtseg.utils.benchmark import has_token_stages, speedup_vs_plain
+
+    from .inference import prepare_inputs
+    if not has_token_stages(model):
+        return
+    res = speedup_vs_plain(model, prepare_inputs(model, img),
+                           threads=threads)
+    print(f'token reduction speed-up on this input: {res["speedup"]:.2f}x '
+          f'({res["baseline_ms"]:.1f} ms without token stages, '
+          f'{res["variant_ms"]:.1f} ms with; per-round '
+          f'{res["round_min"]:.2f}-{res["round_max"]:.2f}x)', flush=True)

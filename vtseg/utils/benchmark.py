@@ -26,7 +26,7 @@ __all__ = [
     'LatencyStats', 'benchmark_models', 'compare_speed', 'environment_info',
     'format_benchmark', 'num_threads', 'speedups', 'stage_time_fraction',
     'time_function', 'build_model', 'real_image_batches',
-    'plain_model_like', 'speedup_vs_plain'
+    'plain_model_like', 'speedup_vs_plain', 'has_token_stages'
 ]
 
 
@@ -399,3 +399,9 @@ def speedup_vs_plain(model: nn.Module, inputs: Tensor, cfg=None,
     plain = plain_model_like(model, cfg)
     return compare_speed(plain, model, inputs, warmup, rounds,
                          iters_per_round, threads)
+
+
+def has_token_stages(model: nn.Module) -> bool:
+    """True when the model's backbone runs token stages (a reducer)."""
+    backbone = getattr(model, 'backbone', model)
+    return len(getattr(backbone, 'token_stages', ())) > 0
