@@ -6,7 +6,8 @@ annotated mp4.
         [--force]
 
 Instances (ConnNet, TokenCut multi-object) keep their colours across frames
-(IoU matching). For a model with token stages (e.g. an Expedit config) the
+(IoU matching). Clip models (TokenCut video) segment up to ``max_frames``
+frames jointly. For a model with token stages (e.g. an Expedit config) the
 speed-up over the same model without them is measured on the first frame
 and printed.
 """
@@ -23,7 +24,7 @@ from mmengine.config import DictAction  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import vtseg  # noqa: E402,F401
-from vtseg.apis import inference_model, init_model  # noqa: E402
+from vtseg.apis import inference_video, init_model, is_clip_model  # noqa
 from vtseg.apis.io import (FrameSource, check_outputs_free,  # noqa: E402
                            report_speedup)
 from vtseg.visualization import (InstanceColorTracker,  # noqa: E402
@@ -67,43 +68,68 @@ def main(argv=None):
     n_total = source.num_frames
     if args.max_frames:
         n_total = min(n_total, args.max_frames * args.frame_stride)
-    writer = None
-    done, model_time = 0, 0.0
+    # Clip models (TokenCut video) segment chunks of frames jointly; the
+    # others run frame by frame.
+    chunk = max(1, int(getattr(model, 'max_frames', 1))) \
+        if is_clip_model(model) else 1
+    state = dict(writer=None, done=0)
+    model_time = 0.0
     tmp = args.out + '.part.mp4'
-    try:
-        bar = tqdm(total=max(n_total // args.frame_stride, 1), unit='frame',
-                   desc=osp.basename(args.video))
+
+    def selected_frames():
         for i, frame in source:
             if i % args.frame_stride:
                 continue
-            if args.max_frames and done >= args.max_frames:
-                break
-            if done == 0:
-                report_speedup(model, frame)
-            start = time.perf_counter()
-            result = inference_model(model, frame)
-            model_time += time.perf_counter() - start
+            if args.max_frames and state['done'] + len(buffer) >= \
+                    args.max_frames:
+                return
+            yield frame
+
+    def emit(frames, results, bar):
+        for frame, result in zip(frames, results):
             result = tracker.update(result)
             drawn = vis.draw_prediction(frame[..., ::-1].copy(), result)
             drawn = drawn[..., ::-1]
-            if writer is None:
+            if state['writer'] is None:
                 h, w = drawn.shape[:2]
-                writer = cv2.VideoWriter(
+                state['writer'] = cv2.VideoWriter(
                     tmp, cv2.VideoWriter_fourcc(*'mp4v'),
                     source.fps / args.frame_stride, (w, h))
-                if not writer.isOpened():
+                if not state['writer'].isOpened():
                     raise SystemExit(f'cannot open {args.out} for writing')
-            writer.write(drawn)
+            state['writer'].write(drawn)
             if args.show:
                 cv2.imshow('vtseg', drawn)
                 cv2.waitKey(1)
-            done += 1
+            state['done'] += 1
             bar.update(1)
+
+    buffer = []
+    try:
+        bar = tqdm(total=max(n_total // args.frame_stride, 1), unit='frame',
+                   desc=osp.basename(args.video))
+        for frame in selected_frames():
+            if state['done'] == 0 and not buffer and chunk == 1:
+                report_speedup(model, frame)
+            buffer.append(frame)
+            if len(buffer) < chunk:
+                continue
+            start = time.perf_counter()
+            results = inference_video(model, buffer)
+            model_time += time.perf_counter() - start
+            emit(buffer, results, bar)
+            buffer = []
+        if buffer:
+            start = time.perf_counter()
+            results = inference_video(model, buffer)
+            model_time += time.perf_counter() - start
+            emit(buffer, results, bar)
         bar.close()
     finally:
         source.close()
-        if writer is not None:
-            writer.release()
+        if state['writer'] is not None:
+            state['writer'].release()
+    done = state['done']
     if done == 0:
         raise SystemExit(f'no frames read from {args.video}')
     os.replace(tmp, args.out)

@@ -12,8 +12,7 @@ from PIL import Image
 
 from vtseg.functional import (bce_on_probs, bilateral_voting,
                               connectivity_loss_terms,
-                              instance_to_connectivity, mask_to_connectivity,
-                              soft_dice_loss)
+                              instance_to_connectivity, soft_dice_loss)
 from vtseg.registry import DATASETS, HOOKS, METRICS, MODELS
 
 

@@ -112,3 +112,30 @@ def test_image_demo_prints_expedit_speedup(ckpt, tmp_path):
     res = run(['demo/image_demo.py', img, cfg, ckpt, '--out-dir',
                str(tmp_path / 'o')])
     assert 'token reduction speed-up on this input' in res.stdout
+
+
+def test_video_demo_clip_model_tokencut(ckpt, tmp_path):
+    """A clip model (TokenCut video) segments the frames jointly."""
+    frames = shared_path('davis2016_video', 'blackswan', 'JPEGImages')
+    cfg = osp.join(REPO_ROOT, 'configs', 'tokencut',
+                   'tokencut-video_imgfocus-vits14_davis-blackswan.py')
+    out = tmp_path / 'tc.mp4'
+    res = run(['demo/video_demo.py', frames, cfg, '--out', str(out),
+               '--max-frames', '6'])
+    assert '6 frames' in res.stdout
+    cap = cv2.VideoCapture(str(out))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    assert n == 6
+
+
+def test_inference_video_matches_per_frame(ckpt):
+    from vtseg.apis import inference_model, inference_video, init_model
+    model = init_model(CONFIG, ckpt, 'cpu')
+    d = shared_path('davis2016_video', 'blackswan', 'JPEGImages')
+    frames = [cv2.imread(osp.join(d, f)) for f in sorted(os.listdir(d))[:2]]
+    res = inference_video(model, frames)
+    one = inference_model(model, frames[1])
+    np.testing.assert_allclose(res[1].seg_logits.data.numpy(),
+                               one.seg_logits.data.numpy())

@@ -174,3 +174,47 @@ def inference_model(model, img: Union[ImageType, Sequence[ImageType]]):
                      data_samples=[data['data_samples']])
         results.extend(model.test_step(batch))
     return results[0] if single else results
+
+
+def is_clip_model(model) -> bool:
+    """True for models that segment whole clips at once (TokenCut video)."""
+    return bool(getattr(model, 'is_clip_model', False))
+
+
+@torch.no_grad()
+def inference_video(model, frames: Sequence[np.ndarray]) -> list:
+    """Segment consecutive video frames.
+
+    Per-frame models run frame by frame (:func:`inference_model`). A clip
+    model (:func:`is_clip_model`, e.g. ``TokenCutVideo``) gets all frames in
+    one call through its config's test pipeline (its video loader resizes
+    decoded frames as it would files).
+
+    Args:
+        frames: BGR (H, W, 3) uint8 arrays of equal size.
+
+    Returns:
+        One :class:`~mmseg.structures.SegDataSample` per frame, with
+        ``seg_logits`` (1, H, W) and ``pred_sem_seg`` for clip models.
+    """
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    frames = [_image_array(f) for f in frames]
+    if not frames:
+        raise ValueError('inference_video: no frames')
+    if not is_clip_model(model):
+        return [inference_model(model, f) for f in frames]
+    ds = (model.cfg.get('test_dataloader') or {}).get('dataset') or {}
+    pipeline = Compose(ds.get('pipeline') or model.cfg.get('test_pipeline'))
+    data = pipeline(dict(frames=frames, img_paths=None))
+    batch = model.data_preprocessor(
+        dict(inputs=[data['inputs']], data_samples=[data['data_samples']]),
+        False)
+    clip = model.predict(batch['inputs'], batch['data_samples'])[0]
+    out = []
+    for t in range(len(frames)):
+        s = SegDataSample(metainfo=dict(ori_shape=frames[t].shape[:2]))
+        s.seg_logits = PixelData(data=clip.seg_logits.data[t:t + 1])
+        s.pred_sem_seg = PixelData(data=clip.pred_sem_seg.data[t:t + 1])
+        out.append(s)
+    return out

@@ -193,7 +193,7 @@ class TokenClustering(BaseTokenStage):
         patches = grid.patches  # (B, N, C)
         scale = None
         if self.distance == 'raw':
-            tokens, metric = patches, None
+            tokens = patches
             if self.temperature_mode == 'relative':
                 # distances / scale == distances of tokens / sqrt(scale);
                 # the centres are linear in the tokens, so cluster the

@@ -1,1 +1,2 @@
 from .connnet import *  # noqa: F401,F403
+from .tokencut import *  # noqa: F401,F403

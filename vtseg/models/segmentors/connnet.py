@@ -1,5 +1,5 @@
 """EncoderDecoder with salient instances from a connectivity head."""
-from typing import List, Optional
+from typing import Optional
 
 import numpy as np
 import torch

