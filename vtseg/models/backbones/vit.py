@@ -158,6 +158,19 @@ class Block(nn.Module):
         return (x, qkv) if return_qkv else x
 
 
+def init_transformer_weights(module: nn.Module) -> None:
+    """timm / ViT initialisation: truncated-normal (std 0.02) linear weights,
+    zero biases, unit LayerNorms."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
 def resize_pos_embed(pos_embed: Tensor, src_hw: Tuple[int, int],
                      dst_hw: Tuple[int, int], mode: str = 'bicubic',
                      antialias: bool = False) -> Tensor:
@@ -342,14 +355,7 @@ class ViT(BaseModule):
                 nn.init.normal_(self.cls_token, std=1e-6)
             if self.reg_token is not None:
                 nn.init.normal_(self.reg_token, std=1e-6)
-            for m in self.modules():
-                if isinstance(m, nn.Linear):
-                    trunc_normal_(m.weight, std=0.02)
-                    if m.bias is not None:
-                        nn.init.zeros_(m.bias)
-                elif isinstance(m, nn.LayerNorm):
-                    nn.init.ones_(m.weight)
-                    nn.init.zeros_(m.bias)
+            init_transformer_weights(self)
             self._is_init = True
             return
         super().init_weights()

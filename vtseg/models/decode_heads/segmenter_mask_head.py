@@ -20,7 +20,7 @@ from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from torch import Tensor
 
 from vtseg.registry import MODELS
-from ..backbones.vit import Block
+from ..backbones.vit import Block, init_transformer_weights
 
 __all__ = ['SegmenterMaskHead']
 
@@ -94,14 +94,7 @@ class SegmenterMaskHead(BaseDecodeHead):
     def init_weights(self):
         if self.init_cfg is not None:
             return super().init_weights()
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_transformer_weights(self)
         trunc_normal_(self.cls_emb, std=0.02)
 
     def forward(self, inputs: List[Tensor]) -> Tensor:
