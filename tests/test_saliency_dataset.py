@@ -217,19 +217,14 @@ def test_sod_bsds_real_data():
 
 
 def test_sod_bsds_config():
-    shared_path('sod_bsds')
+    root = shared_path('sod_bsds')
     cfg = Config.fromfile(
         osp.join(REPO_ROOT, 'configs/_base_/datasets/sod_bsds.py'))
-    cwd = os.getcwd()
-    os.chdir(REPO_ROOT)  # data_root is relative to the repository root
-    try:
-        sizes = {
-            k: len(DATASETS.build(cfg[k].dataset))
-            for k in ('train_dataloader', 'val_dataloader', 'test_dataloader')
-        }
-        sample = DATASETS.build(cfg.test_dataloader.dataset)[0]
-    finally:
-        os.chdir(cwd)
+    keys = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    for k in keys:  # the config's default is ../shared/data (repo-relative)
+        cfg[k].dataset.data_root = root
+    sizes = {k: len(DATASETS.build(cfg[k].dataset)) for k in keys}
+    sample = DATASETS.build(cfg.test_dataloader.dataset)[0]
     assert sizes == dict(
         train_dataloader=100, val_dataloader=50, test_dataloader=150)
     # longest side resized to 224, mask kept at the original 481x321

@@ -345,9 +345,9 @@ def test_video_iou_metric_hand_case():
 def test_real_weights_through_the_runner(tmp_path):
     ckpt = osp.join(REPO_ROOT, 'checkpoints', 'imgfocus_vits14.pth')
     if not osp.isfile(ckpt):
-        pytest.skip('checkpoints/imgfocus_vits14.pth missing (run '
-                    'tools/model_converters/imgfocus2vtseg.py)')
-    shared_path('sod_bsds')
+        pytest.fail('checkpoints/imgfocus_vits14.pth missing (run '
+                    '`make weights`)')
+    root = shared_path('sod_bsds')
     import sys
     sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
     test_tool = importlib.import_module('test')
@@ -359,7 +359,8 @@ def test_real_weights_through_the_runner(tmp_path):
     try:
         metrics = test_tool.main([
             cfg, ckpt, '--work-dir', str(tmp_path), '--cfg-options',
-            'test_dataloader.dataset.indices=3'
+            'test_dataloader.dataset.indices=3',
+            f'test_dataloader.dataset.data_root={root}'
         ])
     finally:
         os.chdir(cwd)
