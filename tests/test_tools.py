@@ -143,7 +143,8 @@ def test_dist_train_and_test_two_processes_gloo(tmp_path):
     """torchrun with 2 CPU processes (gloo): training runs; the 2-process
     test gives the same metrics as 1 process."""
     wd = str(tmp_path / 'dist')
-    env = {'PORT': str(29500 + os.getpid() % 1000)}
+    # PYTHON: the scripts must use this interpreter (a venv not on PATH).
+    env = {'PORT': str(29500 + os.getpid() % 1000), 'PYTHON': sys.executable}
     run_tool(['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir', wd] +
              quick_opts(10), env_extra=env)
     ckpt = osp.join(wd, 'iter_10.pth')

@@ -3,6 +3,7 @@
 #   tools/dist_train.sh CONFIG GPUS [train.py args]
 # Multi-node: NNODES, NODE_RANK, MASTER_ADDR, PORT as in mmseg.
 # Without CUDA, GPUS processes run on the CPU with the gloo backend.
+# PYTHON selects the interpreter (default: python on PATH), e.g. .venv/bin/python.
 set -euo pipefail
 CONFIG=$1
 GPUS=$2
@@ -12,7 +13,7 @@ PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 
 PYTHONPATH="$(dirname "$0")/..":${PYTHONPATH:-} \
-python -m torch.distributed.run \
+"${PYTHON:-python}" -m torch.distributed.run \
     --nnodes="$NNODES" \
     --node_rank="$NODE_RANK" \
     --master_addr="$MASTER_ADDR" \
