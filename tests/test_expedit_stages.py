@@ -213,3 +213,36 @@ def test_bad_window_and_grid_specs_at_build_time():
     stage = MODELS.build(dict(type='TokenClustering', after_block=1,
                               grid=16))
     assert stage.resolve_grid((8, 8)) == (4, 4)
+
+
+def test_hourglass_vit_is_the_vit_with_expedit_stages():
+    """The reference's backbone name builds the same network as
+    ``ViT(token_stages=expedit_token_stages(...))`` and loads its weights
+    strictly; bad settings fail at build time."""
+    args = dict(cluster_layer=1, grid=(3, 4), k=5, reconstruct_layer=2,
+                cluster_temperature=5.0, reconstruct_temperature=5.0)
+    vit = tiny_vit(expedit_token_stages(depth=4, **args),
+                   out_indices=[1, 3])
+    torch.manual_seed(1)
+    hourglass = MODELS.build(
+        dict(type='HourglassViT', img_size=64, patch_size=8, embed_dims=32,
+             depth=4, num_heads=2, out_indices=[1, 3], **args))
+    hourglass.load_state_dict(vit.state_dict(), strict=True)
+    hourglass.eval()
+    x = torch.randn(2, 3, 40, 72)
+    with torch.no_grad():
+        for a, b in zip(vit(x), hourglass(x)):
+            assert a.shape == b.shape
+            torch.testing.assert_close(a, b)
+    base = dict(type='HourglassViT', img_size=64, patch_size=8,
+                embed_dims=32, depth=4, num_heads=2)
+    with pytest.raises(ValueError, match='must be before reconstruct_layer'):
+        MODELS.build(dict(base, cluster_layer=2, reconstruct_layer=1,
+                          grid=(3, 3), k=4))
+    with pytest.raises(ValueError, match='cluster_layer=4 is out of range'):
+        MODELS.build(dict(base, cluster_layer=4, grid=(3, 3), k=4))
+    with pytest.raises(ValueError, match='k=20 is larger than'):
+        MODELS.build(dict(base, cluster_layer=1, grid=(3, 3)))
+    with pytest.raises(ValueError, match="use type='ViT'"):
+        MODELS.build(dict(base, cluster_layer=1, grid=(3, 3), k=4,
+                          token_stages=[]))

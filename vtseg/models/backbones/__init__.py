@@ -1,3 +1,4 @@
+from .hourglass_vit import HourglassViT
 from .vit import ViT
 
-__all__ = ['ViT']
+__all__ = ['ViT', 'HourglassViT']
