@@ -459,8 +459,8 @@ class ViT(BaseModule):
             res = blk(grid.x, key_mask, return_qkv=i in qkv_idx)
             if i in qkv_idx:
                 res, qkvs[i] = res
-            if grid.keep is not None:  # pruned rows stay zero
-                res = res * self._key_mask(grid)[..., None].to(res.dtype)
+            if key_mask is not None:  # pruned rows stay zero
+                res = res * key_mask[..., None].to(res.dtype)
             grid.x = res
             if i in tok_idx:
                 tokens[i] = grid.x
