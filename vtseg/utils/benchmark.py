@@ -246,7 +246,8 @@ def stage_time_fraction(model: nn.Module, inputs: Tensor,
                         stage_types: Sequence[type],
                         repeats: int = 10) -> dict:
     """Share of a model's forward time spent in token stages of the given
-    types (their ``forward`` and ``restore`` calls), measured with
+    types (their ``forward`` and ``restore`` calls, and the products of a
+    reconstruction deferred to the decode head), measured with
     ``perf_counter`` around each call over ``repeats`` forwards.
 
     Returns ``dict(total_ms, stages_ms, fraction)`` (medians per forward).
@@ -270,6 +271,20 @@ def stage_time_fraction(model: nn.Module, inputs: Tensor,
 
             object.__setattr__(mod, meth, timed)
             patched.append((mod, meth))
+    # a reconstruction deferred to the decode head (restore='head') runs
+    # its products there: time them as part of the stages
+    from vtseg.models.utils import ClusteredFeatureMap
+    restore_tokens = ClusteredFeatureMap.restore_tokens
+
+    def timed_restore(self, values):
+        _sync(device)
+        t0 = time.perf_counter()
+        out = restore_tokens(self, values)
+        _sync(device)
+        spent.append(time.perf_counter() - t0)
+        return out
+
+    ClusteredFeatureMap.restore_tokens = timed_restore
     fn = _forward_fn(model)
     totals, stage_totals = [], []
     try:
@@ -284,6 +299,7 @@ def stage_time_fraction(model: nn.Module, inputs: Tensor,
                 totals.append(time.perf_counter() - t0)
                 stage_totals.append(sum(spent))
     finally:
+        ClusteredFeatureMap.restore_tokens = restore_tokens
         for mod, meth in patched:
             del mod.__dict__[meth]
     total = statistics.median(totals)

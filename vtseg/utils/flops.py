@@ -13,7 +13,10 @@ module adds what that counter misses:
   class with :func:`register_flop_formula`; the traced cost of that stage
   (including an output restorer's ``restore`` calls, which the backbone makes
   outside ``__call__``) is replaced by the formula evaluated on the shapes of
-  an eager forward. Gathers and scatters count 0.
+  an eager forward. Gathers and scatters count 0;
+* **weighted embedding bags** (``aten::embedding_bag`` with
+  ``per_sample_weights``, e.g. an Expedit reconstruction that a decode head
+  applies, ``restore='head'``): one multiply-add per index and channel.
 
 Counts are per forward of the given batch (divide by the batch size for
 per-image numbers).
@@ -28,7 +31,8 @@ import torch.nn as nn
 from torch import Tensor
 
 __all__ = [
-    'register_flop_formula', 'sdpa_flop_jit', 'count_flops', 'FlopCount',
+    'register_flop_formula', 'sdpa_flop_jit', 'embedding_bag_flop_jit',
+    'count_flops', 'FlopCount',
     'TensorModeWrapper', 'REDUCER_COUNT_MODES'
 ]
 
@@ -83,6 +87,22 @@ def sdpa_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
     for s in q[:-2]:
         batch *= s
     return int(batch * q[-2] * k[-2] * (q[-1] + v[-1]))
+
+
+def embedding_bag_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
+    """jit handle for ``embedding_bag``: weight (V, D), indices (...) ->
+    numel(indices) * D when ``per_sample_weights`` is given (a sparse
+    weighted sum), else 0 (a gather plus additions, counted as fvcore counts
+    other gathers)."""
+    weight, indices = _shape(inputs[0]), _shape(inputs[1])
+    per_sample = inputs[6] if len(inputs) > 6 else None
+    if weight is None or indices is None or per_sample is None or \
+            _shape(per_sample) is None:
+        return 0
+    n = 1
+    for s in indices:
+        n *= s
+    return int(n * weight[-1])
 
 
 class TensorModeWrapper(nn.Module):
@@ -232,6 +252,8 @@ def count_flops(model: nn.Module,
             analyzer = FlopAnalyzer(wrapped, (inputs, ))
             for op in _SDPA_OPS:
                 analyzer.set_op_handle(op, sdpa_flop_jit)
+            analyzer.set_op_handle('aten::embedding_bag',
+                                   embedding_bag_flop_jit)
             analyzer.unsupported_ops_warnings(False)
             analyzer.uncalled_modules_warnings(False)
             analyzer.tracer_warnings('none')

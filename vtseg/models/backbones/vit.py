@@ -12,7 +12,9 @@ Extension points (see ``docs/backbone.md``):
    that run after a given block and may replace the token set; the record
    passed between blocks is a :class:`~vtseg.models.utils.TokenGrid`.
 2. output restoration: a stage with ``after_block=None`` rebuilds the full
-   (H, W) grid for every output level taken while tokens are reduced.
+   (H, W) grid for every output level taken while tokens are reduced (or
+   hands the level to the decode head as a
+   :class:`~vtseg.models.utils.ClusteredFeatureMap` to rebuild there).
 3. pruning masks: ``grid.keep`` (B, N) becomes a key mask inside attention,
    and pruned rows are zeroed after each block.
 4. :meth:`ViT.forward_features` returns, besides the output maps, the tokens
@@ -30,7 +32,7 @@ from mmengine.model.weight_init import trunc_normal_
 from torch import Tensor
 
 from vtseg.registry import MODELS
-from ..utils import TokenGrid
+from ..utils import ClusteredFeatureMap, TokenGrid
 
 
 class PatchEmbed(nn.Module):
@@ -396,7 +398,8 @@ class ViT(BaseModule):
         return torch.cat([prefix, grid.keep], dim=1)
 
     def _output_map(self, grid: TokenGrid, block_idx: int) -> Tensor:
-        """Output level of block ``block_idx`` as (B, C, H, W)."""
+        """Output level of block ``block_idx`` as (B, C, H, W) (or a
+        :class:`ClusteredFeatureMap` of that shape, see token stages)."""
         x = grid.x
         if self.norm is not None and (self.norm_outputs == 'all'
                                       or block_idx == self.depth - 1):
@@ -405,6 +408,8 @@ class ViT(BaseModule):
         if grid.is_reduced or grid.restore is not None:
             if self.output_restorer is not None:
                 x = self.output_restorer.restore(grid, x)
+                if isinstance(x, ClusteredFeatureMap):
+                    return x  # rebuilt by the decode head
             elif grid.reduced_hw is not None:
                 hw = grid.reduced_hw
             else:

@@ -1,11 +1,13 @@
 """A light transposed-convolution decoder (the img-focus saliency decoder)."""
 from typing import List, Sequence
 
+import torch
 import torch.nn as nn
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from torch import Tensor
 
 from vtseg.registry import MODELS
+from ..utils import ClusteredFeatureMap, conv_transpose2d_tokens
 
 
 @MODELS.register_module()
@@ -27,6 +29,13 @@ class UpConvHead(BaseDecodeHead):
 
     Shapes: input level (B, in_channels, h, w) -> logits
     (B, out_channels, h * 2**S, w * 2**S) for S stages.
+
+    The input level may be a :class:`~vtseg.models.utils.ClusteredFeatureMap`
+    (Expedit with ``restore='head'``): the first transposed convolution's
+    per-token product then runs on the M cluster tokens and is rebuilt
+    before its overlap-add (same result, fewer multiply-adds). On CPU the
+    stages run in channels-last layout, which oneDNN executes faster
+    (docs/expedit.md).
     """
 
     def __init__(self, up_channels: Sequence[int] = (256, 128, 64), **kwargs):
@@ -47,4 +56,15 @@ class UpConvHead(BaseDecodeHead):
 
     def forward(self, inputs) -> Tensor:
         x = self._transform_inputs(inputs)
-        return self.cls_seg(self.stages(x))
+        if isinstance(x, ClusteredFeatureMap):
+            first = self.stages[0]
+            x = conv_transpose2d_tokens(x.tokens, x.hw, first[0],
+                                        restore=x.restore_tokens)
+            x = self.stages[1:](first[1:](x))
+        else:
+            if x.device.type == 'cpu':
+                # ~13% less decoder time with oneDNN; other devices keep
+                # their default layout (not measured there)
+                x = x.contiguous(memory_format=torch.channels_last)
+            x = self.stages(x)
+        return self.cls_seg(x)

@@ -25,7 +25,17 @@ vtseg extensions (not in the paper; the paper's behaviour is the default):
   cluster tokens are still averages of the raw tokens;
 * ``temperature_mode='relative'``: squared distances are divided by the
   image's feature scale (mean squared deviation of its tokens from their
-  mean), so one temperature serves features of any magnitude.
+  mean), so one temperature serves features of any magnitude;
+* nested clustering: a second ``TokenClustering`` after a later block, with
+  no reconstruction in between, clusters the (h, w) cluster grid again (its
+  ``grid`` is relative to that grid); the reconstruction then rebuilds
+  through every level, innermost first. ``expedit_token_stages`` takes a
+  list of cluster layers and grids for this;
+* ``TokenReconstruction(defer_to_head=True)`` (``restore='head'``): the
+  output level goes to the decode head as a
+  :class:`~vtseg.models.utils.ClusteredFeatureMap`; the head applies its
+  first linear layer to the cluster tokens and rebuilds its products (the
+  reconstruction is linear in the cluster tokens), same outputs, less work.
 """
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple, Union
@@ -34,14 +44,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vtseg.functional.expedit import (cluster_flops,
+from vtseg.functional.expedit import (cluster_flops, cluster_hard_labels,
                                       cluster_token_sequence,
                                       reconstruct_flops, reconstruct_tokens,
+                                      reconstruction_weights,
                                       resolve_cluster_grid,
                                       window_candidates)
 from vtseg.registry import MODELS
 from vtseg.utils.flops import register_flop_formula
-from ..utils import TokenGrid
+from ..utils import ClusteredFeatureMap, TokenGrid
 from .base import BaseTokenStage
 
 __all__ = [
@@ -63,18 +74,49 @@ class ExpeditState:
         feat_before: (B, N, D) distance features of the patch tokens at
             clustering time (the raw tokens with ``distance='raw'``).
         feat_after: (B, M, D) distance features of the centres.
-        hard_labels: (B, N) int64 nearest centre of each token.
         grid: (h, w) cluster grid, M = h * w.
         scale: (B,) feature scale per image (``temperature_mode=
             'relative'``), else None.
         after_block: the clustering stage's ``after_block``.
+        hw: (H, W) layout of the N tokens that were clustered: the patch
+            grid, or the parent's cluster grid for a nested clustering.
+        parent: the state of the clustering whose clusters this one
+            clustered again (nested clustering), else None.
+        window_size, faithful: the clustering's, for :attr:`hard_labels`.
+        labels: (B, N) hard labels if already computed, else None.
+
+    :attr:`hard_labels` ((B, N) int64, nearest centre of each token) is
+    computed on first use: only naive unpooling needs it.
     """
     feat_before: Tensor
     feat_after: Tensor
-    hard_labels: Tensor
     grid: Tuple[int, int]
     scale: Optional[Tensor] = None
     after_block: Optional[int] = None
+    hw: Optional[Tuple[int, int]] = None
+    parent: Optional['ExpeditState'] = None
+    window_size: int = 5
+    faithful: bool = False
+    labels: Optional[Tensor] = None
+
+    @property
+    def hard_labels(self) -> Tensor:
+        """(B, N) int64 nearest centre of each token (within the window,
+        or over all clusters with ``faithful``)."""
+        if self.labels is None:
+            self.labels = cluster_hard_labels(
+                self.feat_before, self.feat_after, self.hw, self.grid,
+                self.window_size, self.faithful)
+        return self.labels
+
+    def levels(self) -> List['ExpeditState']:
+        """This state and its ancestors, innermost (latest) first: the
+        order in which a reconstruction undoes them."""
+        chain, state = [], self
+        while state is not None:
+            chain.append(state)
+            state = state.parent
+        return chain
 
 
 def _check_grid_spec(grid: GridSpec, owner: str) -> None:
@@ -109,7 +151,10 @@ class TokenClustering(BaseTokenStage):
 
     Prefix tokens (cls, registers) pass through unchanged. The clustering
     state goes to ``grid.restore`` (an :class:`ExpeditState`) and
-    ``grid.reduced_hw`` is set to (h, w).
+    ``grid.reduced_hw`` is set to (h, w). On tokens that an earlier
+    ``TokenClustering`` already clustered (no reconstruction in between) it
+    clusters that (h', w') cluster grid again and links the two states
+    (nested clustering); ``grid`` is then relative to (h', w').
 
     Args:
         after_block: block after which to cluster (0-based; negative from the
@@ -182,13 +227,17 @@ class TokenClustering(BaseTokenStage):
                              f'{self.after_block}): {err}') from None
 
     def forward(self, grid: TokenGrid) -> TokenGrid:
-        """(B, n_prefix + H*W, C) -> (B, n_prefix + h*w, C)."""
-        if grid.is_reduced or grid.restore is not None:
+        """(B, n_prefix + H*W, C) -> (B, n_prefix + h*w, C); H, W is the
+        patch grid, or the cluster grid of an earlier clustering."""
+        parent = grid.restore if isinstance(grid.restore,
+                                            ExpeditState) else None
+        if parent is None and (grid.is_reduced or grid.restore is not None):
             raise RuntimeError(
                 f'TokenClustering(after_block={self.after_block}): the token '
-                'set is already reduced (two reducers, or clustering after '
-                'another clustering without reconstruction in between)')
-        hw = grid.hw
+                'set was reduced by another kind of reducer '
+                f'({type(grid.restore).__name__}); only Expedit clusterings '
+                'can be nested')
+        hw = grid.hw if parent is None else parent.grid
         h, w = self.resolve_grid(hw)
         patches = grid.patches  # (B, N, C)
         scale = None
@@ -203,7 +252,7 @@ class TokenClustering(BaseTokenStage):
                 tokens = patches / root
             feat_centres, _, labels = cluster_token_sequence(
                 tokens, hw, (h, w), self.n_iters, self.temperature,
-                self.window_size, self.faithful)
+                self.window_size, self.faithful, with_labels=False)
             feat = tokens
             centres = feat_centres if scale is None else feat_centres * root
         else:
@@ -213,10 +262,13 @@ class TokenClustering(BaseTokenStage):
                 feat = feat / scale.sqrt().to(feat.dtype)[:, None, None]
             centres, feat_centres, labels = cluster_token_sequence(
                 patches, hw, (h, w), self.n_iters, self.temperature,
-                self.window_size, self.faithful, metric=feat)
+                self.window_size, self.faithful, metric=feat,
+                with_labels=False)
         state = ExpeditState(
-            feat_before=feat, feat_after=feat_centres, hard_labels=labels,
-            grid=(h, w), scale=scale, after_block=self.after_block)
+            feat_before=feat, feat_after=feat_centres, grid=(h, w),
+            scale=scale, after_block=self.after_block, hw=hw, parent=parent,
+            window_size=self.window_size, faithful=self.faithful,
+            labels=labels)
         x = torch.cat([grid.prefix, centres], dim=1)
         return grid.replace(x=x, reduced_hw=(h, w), restore=state)
 
@@ -238,6 +290,16 @@ class TokenReconstruction(BaseTokenStage):
         mode: ``'weighted'`` (the paper's reconstruction) or ``'naive'``
             (copy the cluster named by each token's hard label, the
             reference's ``NaiveUnpooling``).
+        defer_to_head: output restorer only (``after_block=None``): return
+            each output level as a :class:`ClusteredFeatureMap` (cluster
+            tokens plus the reconstruction weights) so that the decode head
+            applies its first linear layer to the M clusters and rebuilds
+            afterwards. The result is the same up to float rounding (the
+            reconstruction is linear in the cluster tokens); the head must
+            support it (:class:`~vtseg.models.UpConvHead`).
+
+    Nested clusterings are undone innermost first, each with its own
+    clustering-time features.
 
     Distances use the features the clustering stage stored (its
     ``distance`` and ``temperature_mode``).
@@ -251,9 +313,15 @@ class TokenReconstruction(BaseTokenStage):
                  clamp_negative: Optional[bool] = None,
                  subtract_min: Optional[bool] = None,
                  mode: str = 'weighted',
+                 defer_to_head: bool = False,
                  init_cfg=None):
         super().__init__(after_block=after_block, init_cfg=init_cfg)
         owner = f'TokenReconstruction(after_block={after_block})'
+        if defer_to_head and after_block is not None:
+            raise ValueError(f'{owner}: defer_to_head=True needs '
+                             'after_block=None (the output restorer); '
+                             'blocks after a mid-network reconstruction '
+                             'need the rebuilt tokens')
         if isinstance(k, bool) or not isinstance(k, int) or k == 0:
             raise ValueError(f'{owner}: k must be a non-zero int (k < 0 '
                              f'keeps all clusters), got {k!r}')
@@ -266,10 +334,12 @@ class TokenReconstruction(BaseTokenStage):
         self.clamp_negative = clamp_negative
         self.subtract_min = subtract_min
         self.mode = mode
+        self.defer_to_head = bool(defer_to_head)
 
     def extra_repr(self) -> str:
         return (f'after_block={self.after_block}, k={self.k}, '
-                f'temperature={self.temperature}, mode={self.mode}')
+                f'temperature={self.temperature}, mode={self.mode}, '
+                f'defer_to_head={self.defer_to_head}')
 
     def _state(self, grid: TokenGrid) -> ExpeditState:
         state = grid.restore
@@ -285,22 +355,47 @@ class TokenReconstruction(BaseTokenStage):
         return state
 
     def _rebuild(self, state: ExpeditState, patches: Tensor) -> Tensor:
-        """(B, M, C) cluster tokens -> (B, N, C)."""
-        M = patches.shape[1]
+        """(B, M, C) cluster tokens -> (B, N, C) tokens of the patch grid,
+        undoing nested clusterings innermost first."""
+        for level in state.levels():
+            patches = self._rebuild_level(level, patches)
+        return patches
+
+    def _check_level(self, state: ExpeditState, M: int) -> None:
         h, w = state.grid
         if M != h * w:
             raise RuntimeError(
                 f'TokenReconstruction: got {M} cluster tokens, the '
                 f'clustering state has a {h} x {w} grid')
-        if self.mode == 'naive':
-            idx = state.hard_labels[..., None].expand(-1, -1,
-                                                      patches.shape[-1])
-            return torch.gather(patches, 1, idx)
-        if self.k > M:
+        if self.mode == 'weighted' and self.k > M:
             raise ValueError(
                 f'TokenReconstruction: k={self.k} is larger than the number '
                 f'of clusters M={M} (grid {h} x {w}); lower k or enlarge the '
                 'grid')
+
+    def level_weights(self, state: ExpeditState) -> Tuple[Tensor, Tensor]:
+        """``(index, weight)``, each (B, N, K), of one level's
+        reconstruction (:func:`vtseg.functional.reconstruction_weights`;
+        naive unpooling: the hard label with weight 1)."""
+        self._check_level(state, state.grid[0] * state.grid[1])
+        if self.mode == 'naive':
+            index = state.hard_labels[..., None]
+            return index, torch.ones(index.shape, dtype=torch.float32,
+                                     device=index.device)
+        return reconstruction_weights(
+            state.feat_before, state.feat_after, k=self.k,
+            temperature=self.temperature, faithful=self.faithful,
+            clamp_negative=self.clamp_negative,
+            subtract_min=self.subtract_min)
+
+    def _rebuild_level(self, state: ExpeditState, patches: Tensor) -> Tensor:
+        """(B, M, C) cluster tokens -> (B, N, C) tokens of the grid that
+        this clustering clustered."""
+        self._check_level(state, patches.shape[1])
+        if self.mode == 'naive':
+            idx = state.hard_labels[..., None].expand(-1, -1,
+                                                      patches.shape[-1])
+            return torch.gather(patches, 1, idx)
         return reconstruct_tokens(
             patches, state.feat_before, state.feat_after, k=self.k,
             temperature=self.temperature, faithful=self.faithful,
@@ -320,17 +415,22 @@ class TokenReconstruction(BaseTokenStage):
         x = torch.cat([grid.prefix, full], dim=1)
         return grid.replace(x=x, reduced_hw=None, restore=None)
 
-    def restore(self, grid: TokenGrid, tokens: Tensor) -> Tensor:
+    def restore(self, grid: TokenGrid, tokens: Tensor):
         """Output restorer: (B, n_prefix + h*w, C) normalised tokens ->
-        (B, n_prefix + H*W, C)."""
+        (B, n_prefix + H*W, C); with ``defer_to_head`` a
+        :class:`ClusteredFeatureMap` of the patch tokens instead."""
         state = self._state(grid)
         n = grid.n_prefix
+        if self.defer_to_head:
+            self._check_level(state, tokens.shape[1] - n)
+            levels = [self.level_weights(s) for s in state.levels()]
+            return ClusteredFeatureMap(tokens[:, n:], levels, grid.hw)
         full = self._rebuild(state, tokens[:, n:])
         return torch.cat([tokens[:, :n], full], dim=1)
 
 
-def expedit_token_stages(cluster_layer: int,
-                         grid: GridSpec,
+def expedit_token_stages(cluster_layer: Union[int, Sequence[int]],
+                         grid: Union[GridSpec, Sequence[GridSpec]],
                          reconstruct_layer: Optional[int] = None,
                          k: int = 20,
                          cluster_temperature: float = 0.02,
@@ -344,14 +444,21 @@ def expedit_token_stages(cluster_layer: int,
     """The ``token_stages`` list for one Expedit setting, checked as a whole.
 
     Args:
-        cluster_layer: cluster after this block.
-        grid: cluster grid spec (see :class:`TokenClustering`).
+        cluster_layer: cluster after this block; a list of increasing blocks
+            clusters again after each (nested clustering, a vtseg extension;
+            the paper clusters once).
+        grid: cluster grid spec (see :class:`TokenClustering`); with a list
+            of cluster layers, a list of specs of the same length, each
+            relative to the grid of the level before.
         reconstruct_layer: rebuild after this block; None rebuilds at the
             backbone outputs (``restore='backbone'``).
         k, cluster_temperature, reconstruct_temperature, window_size,
-        n_iters, faithful: as in the two stages.
-        restore: ``'backbone'`` (rebuild) or ``'none'`` (outputs stay on the
-            (h, w) cluster grid; Expedit-Segmenter as shipped).
+        n_iters, faithful: as in the two stages (shared by all levels).
+        restore: ``'backbone'`` (rebuild), ``'head'`` (rebuild inside the
+            decode head, after its first linear layer, see
+            ``TokenReconstruction(defer_to_head=True)``; same outputs, less
+            compute) or ``'none'`` (outputs stay on the (h, w) cluster grid;
+            Expedit-Segmenter as shipped).
         depth: number of blocks, to check negative layer indices.
         cluster_kwargs: further :class:`TokenClustering` arguments
             (``distance``, ``temperature_mode``).
@@ -359,12 +466,26 @@ def expedit_token_stages(cluster_layer: int,
     Returns:
         list of stage config dicts for ``ViT(token_stages=...)``.
     """
-    if restore not in ('backbone', 'none'):
-        raise ValueError(f"restore must be 'backbone' or 'none', got "
-                         f'{restore!r}')
-    if restore == 'none' and reconstruct_layer is not None:
-        raise ValueError("restore='none' cannot be combined with "
+    if restore not in ('backbone', 'head', 'none'):
+        raise ValueError(f"restore must be 'backbone', 'head' or 'none', "
+                         f'got {restore!r}')
+    if restore != 'backbone' and reconstruct_layer is not None:
+        raise ValueError(f'restore={restore!r} cannot be combined with '
                          'reconstruct_layer')
+    nested = isinstance(cluster_layer, (list, tuple))
+    layers = list(cluster_layer) if nested else [cluster_layer]
+    if nested:
+        if not layers:
+            raise ValueError('cluster_layer: empty list')
+        if not isinstance(grid, (list, tuple)) or len(grid) != len(layers):
+            raise ValueError(
+                f'cluster_layer={list(layers)} clusters {len(layers)} times: '
+                f'grid must be a list of {len(layers)} grid specs, got '
+                f'{grid!r}')
+        grids = list(grid)
+    else:
+        grids = [grid]
+    grids = [tuple(g) if isinstance(g, list) else g for g in grids]
 
     def resolved(i, key):
         if depth is None:
@@ -374,31 +495,40 @@ def expedit_token_stages(cluster_layer: int,
             raise ValueError(f'{key}={i} is out of range for depth {depth}')
         return j
 
-    cl = resolved(cluster_layer, 'cluster_layer')
+    def before(a, b):  # a < b, or not comparable (signs differ, no depth)
+        return not (depth is not None or (a < 0) == (b < 0)) or a < b
+
+    res = [resolved(i, 'cluster_layer') for i in layers]
+    for a, b in zip(res, res[1:]):
+        if not before(a, b):
+            raise ValueError(f'cluster_layer={list(layers)} must be '
+                             'increasing (each clustering after the last)')
     if reconstruct_layer is not None:
         rl = resolved(reconstruct_layer, 'reconstruct_layer')
-        if (depth is not None or (cl < 0) == (rl < 0)) and cl >= rl:
-            raise ValueError(f'cluster_layer ({cluster_layer}) must be '
+        if not before(res[-1], rl):
+            raise ValueError(f'cluster_layer ({layers[-1]}) must be '
                              f'before reconstruct_layer '
                              f'({reconstruct_layer})')
-    if isinstance(grid, list):
-        grid = tuple(grid)
-    _check_grid_spec(grid, 'expedit_token_stages')
-    if restore == 'backbone' and not isinstance(grid, float) and k > 0:
-        h, w = resolve_cluster_grid(grid, (1 << 30, 1 << 30))
-        if k > h * w:
-            raise ValueError(f'k={k} is larger than the number of clusters '
-                             f'{h * w} of grid {grid}')
+    for g in grids:
+        _check_grid_spec(g, 'expedit_token_stages')
+        if restore != 'none' and not isinstance(g, float) and k > 0:
+            h, w = resolve_cluster_grid(g, (1 << 30, 1 << 30))
+            if k > h * w:
+                raise ValueError(f'k={k} is larger than the number of '
+                                 f'clusters {h * w} of grid {g}')
     stages = [
-        dict(type='TokenClustering', after_block=cluster_layer, grid=grid,
+        dict(type='TokenClustering', after_block=layer, grid=g,
              n_iters=n_iters, temperature=cluster_temperature,
              window_size=window_size, faithful=faithful, **cluster_kwargs)
+        for layer, g in zip(layers, grids)
     ]
-    if restore == 'backbone':
+    if restore != 'none':
         stages.append(
             dict(type='TokenReconstruction', after_block=reconstruct_layer,
                  k=k, temperature=reconstruct_temperature,
                  faithful=faithful))
+        if restore == 'head':
+            stages[-1]['defer_to_head'] = True
     return stages
 
 
@@ -411,11 +541,12 @@ def _clustering_flops(stage: TokenClustering, call: str, args, out,
     locality window, which is what the implementation evaluates."""
     grid_in = args[0]
     B, _, C = grid_in.x.shape
-    N = grid_in.num_patches
+    layout = out.restore.hw  # patch grid, or the parent's cluster grid
+    N = layout[0] * layout[1]
     h, w = out.reduced_hw
     pairs = None
     if mode == 'executed':
-        pairs = int(window_candidates(grid_in.hw, (h, w),
+        pairs = int(window_candidates(layout, (h, w),
                                       stage.window_size)[1].sum())
     # relative temperature with raw distances clusters rescaled tokens (no
     # second set of centres); normalised distances update both sets
@@ -427,22 +558,28 @@ def _clustering_flops(stage: TokenClustering, call: str, args, out,
 @register_flop_formula(TokenReconstruction)
 def _reconstruction_flops(stage: TokenReconstruction, call: str, args, out,
                           mode: str) -> int:
-    """methods.md 1.5 for one reconstruction (whole batch): N*M*D
-    distances, N*M exp / top-k, and the product: N*M*C in the spec's dense
-    formula, N*k*C on the kept entries as executed. Naive unpooling is a
-    gather (0)."""
+    """methods.md 1.5 for one reconstruction (whole batch), summed over the
+    nested levels: N*M*D distances, N*M exp / top-k, and the product: N*M*C
+    in the spec's dense formula, N*k*C on the kept entries as executed.
+    Naive unpooling is a gather (0). With ``defer_to_head`` only the
+    weights are counted here: the head's products are traced ops."""
     grid = args[0]
     if stage.mode == 'naive':
         return 0
-    state = grid.restore
     tokens = args[1] if call == 'restore' else grid.x
     B, _, C = tokens.shape
-    N = grid.num_patches
-    h, w = state.grid
-    D = state.feat_before.shape[-1]
-    M = h * w
-    if D == C:
-        return B * reconstruct_flops(N, M, C, stage.k,
-                                     dense_product=mode == 'spec')
-    kk = M if (mode == 'spec' or stage.k < 0) else min(stage.k, M)
-    return B * (N * M * D + N * M + N * kk * C)
+    total = 0
+    for state in grid.restore.levels():
+        N = state.hw[0] * state.hw[1]
+        M = state.grid[0] * state.grid[1]
+        D = state.feat_before.shape[-1]
+        if isinstance(out, ClusteredFeatureMap):
+            # weights only; the head's products are traced (embedding_bag)
+            total += N * M * D + N * M
+        elif D == C:
+            total += reconstruct_flops(N, M, C, stage.k,
+                                       dense_product=mode == 'spec')
+        else:
+            kk = M if (mode == 'spec' or stage.k < 0) else min(stage.k, M)
+            total += N * M * D + N * M + N * kk * C
+    return B * total
