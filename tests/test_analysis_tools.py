@@ -57,7 +57,7 @@ def test_expedit_counts_live_tokens_and_reducers():
     # window 5 on a 4 x 4 grid of 2 x 2-token cells: per axis the cells see
     # 3, 4, 4, 3 cluster rows -> 64 * (14 / 4)^2 = 784 allowed pairs
     pairs = 784
-    cluster = N * C + 5 * (2 * pairs * C + pairs) + pairs * C
+    cluster = N * C + 5 * (2 * pairs * C + pairs)  # labels left to use
     recon = N * M * C + N * M + N * 3 * C
     assert res.reducers == {'token_stages.0': 2 * cluster,
                             'token_stages.1': 2 * recon}
@@ -182,3 +182,43 @@ def test_compare_maps(tmp_path):
     assert res['n'] == 2
     assert abs(res['mean_iou'] - (4 / 9 + 1.0) / 2) < 1e-9
     assert abs(res['min_iou'] - 4 / 9) < 1e-9
+
+
+def test_reconstruction_in_the_head_counted():
+    """restore='head': the weights stay a reducer formula; the head's
+    products on the clusters (matmul) and their rebuilding (weighted
+    embedding_bag, one multiply-add per index and channel) are traced."""
+    class Seg(nn.Module):
+        def __init__(self, vit):
+            super().__init__()
+            self.backbone = vit
+            torch.manual_seed(3)
+            self.decode_head = MODELS.build(dict(
+                type='UpConvHead', in_channels=C, channels=8,
+                up_channels=(16, 8), num_classes=2, out_channels=1,
+                threshold=0.5, loss_decode=dict(type='mmseg.CrossEntropyLoss',
+                                                use_sigmoid=True)))
+
+        def forward(self, x):
+            return self.decode_head(self.backbone(x))
+
+    kw = dict(cluster_layer=1, grid=(4, 4), k=3)
+    x = torch.randn(2, 3, 64, 64)
+    models = {r: Seg(tiny_vit(expedit_token_stages(restore=r, **kw))).eval()
+              for r in ('backbone', 'head')}
+    counts = {r: count_flops(m, x) for r, m in models.items()}
+    with torch.no_grad():
+        lazy, = models['head'].backbone(x)
+    # entries kept per token: k, more where ties at the k-th value are kept
+    # (this random model has exactly equal distances)
+    K = lazy.levels[0][0].shape[2]
+    N, M, k = 64, 16, 3
+    convt = N * C * 16 * 16            # first layer on the 8 x 8 grid
+    gemm = M * C * 16 * 16             # the same products on 16 clusters
+    rebuild = 4 * N * K * (4 * 16)     # per kernel row: N * K * (kw * O)
+    head = counts['head']
+    assert head.by_operator['embedding_bag'] == 2 * rebuild
+    assert head.reducers['backbone.token_stages.1'] == 2 * (N * M * C +
+                                                             N * M)
+    assert counts['backbone'].total - head.total == 2 * (
+        convt + N * k * C - gemm - rebuild)

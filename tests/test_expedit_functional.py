@@ -9,9 +9,11 @@ import math
 import pytest
 import torch
 
-from vtseg.functional import (cluster_flops, cluster_tokens,
-                              cluster_tokens_with_metric, reconstruct_flops,
-                              reconstruct_tokens, resolve_cluster_grid,
+from vtseg.functional import (apply_reconstruction, cluster_flops,
+                              cluster_hard_labels, cluster_token_sequence,
+                              cluster_tokens, cluster_tokens_with_metric,
+                              reconstruct_flops, reconstruct_tokens,
+                              reconstruction_weights, resolve_cluster_grid,
                               window_candidates)
 import vtseg.functional.expedit as expedit_mod
 
@@ -428,3 +430,70 @@ def test_flop_formulas():
         N * M * C + N * M + N * 2 * C
     assert math.isclose(reconstruct_flops(N, M, C, k=-1), 2 * N * M * C + N
                         * M)
+
+
+# ------------------------------------------- split reconstruction / labels
+@pytest.mark.parametrize('k', [1, 3, 9, 12, -1])
+def test_weights_then_apply_equals_reconstruct(k):
+    """reconstruction_weights + apply_reconstruction is reconstruct_tokens,
+    also on other values than the cluster tokens (linearity)."""
+    torch.manual_seed(20)
+    x_low = torch.randn(2, 12, 5, dtype=torch.float64)
+    fb = torch.randn(2, 15, 4, dtype=torch.float64)
+    fa = torch.randn(2, 12, 4, dtype=torch.float64)
+    index, weight = reconstruction_weights(fb, fa, k=k, temperature=0.7)
+    assert index.shape[:2] == weight.shape[:2] == (2, 15)
+    assert index.shape[2] == (12 if k < 0 else k)
+    close(weight.norm(dim=2), torch.ones(2, 15, dtype=torch.float64))
+    close(apply_reconstruction(x_low, index, weight),
+          ref_reconstruct(x_low, fb, fa, k, 0.7, clamp=True, shift=True))
+    lin = torch.randn(5, 7, dtype=torch.float64)
+    close(apply_reconstruction(x_low @ lin, index, weight),
+          reconstruct_tokens(x_low, fb, fa, k=k, temperature=0.7) @ lin)
+
+
+def test_small_k_selection_matches_topk():
+    """k <= 8 uses argmin passes on CPU: same entries and gradients as
+    torch.topk."""
+    torch.manual_seed(21)
+    sq = torch.rand(2, 30, 17, dtype=torch.float64, requires_grad=True)
+    for k in (1, 5, 8, 9):
+        vals, idx = expedit_mod._smallest(sq, k)
+        ref_vals, ref_idx = torch.topk(sq, k, dim=2, largest=False)
+        assert torch.equal(idx, ref_idx)
+        g1, = torch.autograd.grad(vals.sum(), sq)
+        g2, = torch.autograd.grad(ref_vals.sum(), sq)
+        assert torch.equal(g1, g2)
+
+
+def test_zero_temperature_reconstruction_averages_all_clusters():
+    torch.manual_seed(22)
+    x_low = torch.randn(1, 6, 3, dtype=torch.float64)
+    fb = torch.randn(1, 4, 2, dtype=torch.float64)
+    fa = torch.randn(1, 6, 2, dtype=torch.float64)
+    out = reconstruct_tokens(x_low, fb, fa, k=2, temperature=0.0)
+    close(out, x_low.sum(1, keepdim=True).expand(1, 4, 3) / math.sqrt(6))
+    with pytest.raises(ValueError, match='temperature=-1.0 must be >= 0'):
+        reconstruct_tokens(x_low, fb, fa, k=2, temperature=-1.0)
+
+
+@pytest.mark.parametrize('faithful', [False, True])
+@pytest.mark.parametrize('sparse', [True, False])
+def test_hard_labels_later_equal_labels_of_the_clustering(
+        monkeypatch, faithful, sparse):
+    """cluster_hard_labels on the final centres gives the labels the
+    clustering computes (the stages skip them and compute them on use)."""
+    if not sparse:
+        monkeypatch.setattr(expedit_mod, '_use_sparse', lambda *a: False)
+    torch.manual_seed(23)
+    tok = torch.randn(2, 7 * 9, 6)
+    ctr, mctr, labels = cluster_token_sequence(
+        tok, (7, 9), (3, 4), temperature=0.3, window_size=3,
+        faithful=faithful)
+    again = cluster_hard_labels(tok, mctr, (7, 9), (3, 4), window_size=3,
+                                faithful=faithful)
+    assert torch.equal(again, labels)
+    _, _, none = cluster_token_sequence(tok, (7, 9), (3, 4),
+                                        temperature=0.3, window_size=3,
+                                        with_labels=False)
+    assert none is None

@@ -246,3 +246,125 @@ def test_hourglass_vit_is_the_vit_with_expedit_stages():
     with pytest.raises(ValueError, match="use type='ViT'"):
         MODELS.build(dict(base, cluster_layer=1, grid=(3, 3), k=4,
                           token_stages=[]))
+
+
+# ------------------------------------------------------- nested clustering
+def test_nested_clustering_identity_grids_match_plain_model():
+    """Clustering twice with one cluster per token and sharp temperatures
+    changes nothing: both levels are rebuilt exactly."""
+    plain = tiny_vit()
+    stages = expedit_token_stages(
+        cluster_layer=[0, 2], grid=[(8, 8), (8, 8)], k=4,
+        cluster_temperature=1e6, reconstruct_temperature=1e6, depth=4)
+    assert [s['after_block'] for s in stages] == [0, 2, None]
+    fast = same_weights(tiny_vit(stages), plain)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x)[0], plain(x)[0], rtol=1e-4,
+                                   atol=1e-5)
+
+
+def test_nested_clustering_levels_and_grids():
+    x = torch.randn(1, 3, 48, 80)  # 6 x 10 tokens
+    vit = tiny_vit(expedit_token_stages(cluster_layer=[0, 2],
+                                        grid=[0.7, (2, 3)], k=3))
+    with torch.no_grad():
+        out = vit.forward_features(x)
+    assert out['outs'][0].shape == (1, 32, 6, 10)
+    grid = out['grid']
+    assert grid.reduced_hw == (2, 3) and grid.x.shape == (1, 1 + 6, 32)
+    inner, outer = grid.restore.levels()
+    assert (inner.hw, inner.grid) == ((4, 7), (2, 3))
+    assert (outer.hw, outer.grid) == ((6, 10), (4, 7))
+    assert inner.parent is outer and outer.parent is None
+    assert inner.hard_labels.shape == (1, 28)  # computed on use
+    assert outer.hard_labels.max() < 28
+    # restore='none': the outputs are the innermost cluster grid
+    none = same_weights(tiny_vit(expedit_token_stages(
+        cluster_layer=[0, 2], grid=[0.7, (2, 3)], restore='none')), vit)
+    with torch.no_grad():
+        assert none(x)[0].shape == (1, 32, 2, 3)
+
+
+def test_nested_clustering_bad_settings():
+    with pytest.raises(ValueError, match='grid must be a list of 2'):
+        expedit_token_stages(cluster_layer=[1, 2], grid=0.5, k=3)
+    with pytest.raises(ValueError, match='must be increasing'):
+        expedit_token_stages(cluster_layer=[2, 1], grid=[0.7, 0.7], k=3)
+    with pytest.raises(ValueError, match=r'cluster_layer \(2\) must be '
+                       'before reconstruct_layer'):
+        expedit_token_stages(cluster_layer=[0, 2], grid=[0.7, 0.7], k=3,
+                             reconstruct_layer=1)
+    vit = tiny_vit(expedit_token_stages(cluster_layer=[0, 1],
+                                        grid=[(3, 3), (4, 4)], k=3))
+    with pytest.raises(ValueError, match=r'cluster grid \(4, 4\) is larger '
+                       r'than the token grid \(3, 3\)'):
+        vit(torch.randn(1, 3, 64, 64))
+
+
+# ------------------------------------- reconstruction in the decode head
+def tiny_head():
+    torch.manual_seed(3)
+    head = MODELS.build(dict(
+        type='UpConvHead', in_channels=32, channels=8, up_channels=(16, 8),
+        num_classes=2, out_channels=1, threshold=0.5,
+        loss_decode=dict(type='mmseg.CrossEntropyLoss', use_sigmoid=True)))
+    for m in head.modules():  # non-trivial BatchNorm statistics
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+    return head.eval()
+
+
+@pytest.mark.parametrize('mode', ['weighted', 'naive'])
+def test_head_reconstruction_equals_backbone_reconstruction(mode):
+    """restore='head' hands a ClusteredFeatureMap to UpConvHead, whose first
+    transposed convolution runs on the clusters and rebuilds its products:
+    the logits equal restore='backbone' up to rounding."""
+    from vtseg.models.utils import ClusteredFeatureMap
+    kw = dict(cluster_layer=[0, 2], grid=[0.7, 0.6], k=3,
+              cluster_temperature=2.0, reconstruct_temperature=2.0)
+    backbone = tiny_vit(expedit_token_stages(restore='backbone', **kw))
+    head_side = same_weights(
+        tiny_vit(expedit_token_stages(restore='head', **kw)), backbone)
+    for vit in (backbone, head_side):
+        vit.output_restorer.mode = mode
+    head = tiny_head()
+    x = torch.randn(2, 3, 48, 80)
+    with torch.no_grad():
+        full, = backbone(x)
+        lazy, = head_side(x)
+        assert isinstance(lazy, ClusteredFeatureMap)
+        assert lazy.shape == full.shape == (2, 32, 6, 10)
+        torch.testing.assert_close(lazy.materialize(), full, rtol=1e-4,
+                                   atol=1e-5)
+        torch.testing.assert_close(head((lazy, )), head((full, )),
+                                   rtol=1e-4, atol=1e-5)
+
+
+def test_clustered_map_refused_by_other_heads():
+    vit = tiny_vit(expedit_token_stages(cluster_layer=1, grid=0.5, k=3,
+                                        restore='head'))
+    with torch.no_grad():
+        lazy, = vit(torch.randn(1, 3, 64, 64))
+    conv = torch.nn.Conv2d(32, 4, 1)
+    with pytest.raises(TypeError, match="conv2d.*received a "
+                       "ClusteredFeatureMap.*restore='backbone'"):
+        conv(lazy)
+    with pytest.raises(ValueError, match='defer_to_head=True needs '
+                       'after_block=None'):
+        TokenReconstruction(after_block=2, defer_to_head=True)
+    with pytest.raises(ValueError, match="restore='head' cannot be "
+                       'combined with reconstruct_layer'):
+        expedit_token_stages(cluster_layer=1, grid=0.5, k=3,
+                             restore='head', reconstruct_layer=2)
+
+
+def test_hourglass_vit_nested_and_head_restore():
+    hourglass = MODELS.build(dict(
+        type='HourglassViT', img_size=64, patch_size=8, embed_dims=32,
+        depth=4, num_heads=2, cluster_layer=[1, 2], grid=[0.75, 0.5], k=3,
+        restore='head'))
+    kinds = [type(s).__name__ for s in hourglass.token_stages]
+    assert kinds == ['TokenClustering'] * 2 + ['TokenReconstruction']
+    assert hourglass.output_restorer.defer_to_head

@@ -372,7 +372,8 @@ def cluster_token_sequence(
                                             tokens.device)
             ctr, mctr, labels = _cluster_dense(tok, mtok, ctr, mctr, cand,
                                                valid, M, n_iters,
-                                               temperature, same, faithful)
+                                               temperature, same, faithful,
+                                               with_labels)
     return ctr.to(out_dtype), mctr.to(metric_dtype), labels
 
 
@@ -471,7 +472,7 @@ def _cluster_sparse(tok, mtok, ctr, mctr, pattern, n_iters, temperature,
 
 
 def _cluster_dense(tok, mtok, ctr, mctr, cand, valid, M, n_iters,
-                   temperature, same, faithful):
+                   temperature, same, faithful, with_labels=True):
     """The reference formulation: full (B, M, N) distances plus 1e16 on
     forbidden pairs."""
     N = tok.shape[1]
@@ -486,6 +487,8 @@ def _cluster_dense(tok, mtok, ctr, mctr, cand, valid, M, n_iters,
             den = assign.sum(2, keepdim=True).clamp(min=1e-16)
         ctr = torch.bmm(assign, tok) / den
         mctr = ctr if same else torch.bmm(assign, mtok) / den
+    if not with_labels:
+        return ctr, mctr, None
     with torch.no_grad():
         dist = _pairwise_sqdist(mctr, mtok)
         if not faithful:
@@ -751,11 +754,13 @@ def _topk_rows(sq: Tensor, k: int, temperature: float, clamp: bool,
 
 def cluster_flops(num_tokens: int, num_clusters: int, channels: int,
                   n_iters: int = 5, num_pairs: Optional[int] = None,
-                  metric_channels: Optional[int] = None) -> int:
+                  metric_channels: Optional[int] = None,
+                  hard_labels: bool = True) -> int:
     """Multiply-adds of one clustering call for one image (methods.md 1.5).
 
     Pooling N*C; per iteration P*C (distances) + P (softmax) + P*C (centre
-    update); one more distance pass for the hard labels. P is the number of
+    update); one more distance pass for the hard labels (left out with
+    ``hard_labels=False``: the token stages skip it). P is the number of
     (token, cluster) pairs evaluated: M*N in methods.md's dense formula, or
     the allowed pairs only (``window_candidates(...)[1].sum()``) for the
     windowed implementation. With separate distance features of
@@ -765,10 +770,12 @@ def cluster_flops(num_tokens: int, num_clusters: int, channels: int,
     """
     N, M, C = num_tokens, num_clusters, channels
     P = M * N if num_pairs is None else num_pairs
+    labels = 1 if hard_labels else 0
     if metric_channels is None:
-        return N * C + n_iters * (2 * P * C + P) + P * C
+        return N * C + n_iters * (2 * P * C + P) + labels * P * C
     D = metric_channels
-    return N * D + N * (C + D) + n_iters * (P * D + P + P * (C + D)) + P * D
+    return (N * D + N * (C + D) + n_iters * (P * D + P + P * (C + D)) +
+            labels * P * D)
 
 
 def reconstruct_flops(num_tokens: int, num_clusters: int, channels: int,

@@ -9,7 +9,7 @@ ViT's, so plain ViT checkpoints load unchanged, and configs written with
 ``type='ViT', token_stages=[...]`` build the same network.
 """
 import inspect
-from typing import Optional
+from typing import Optional, Sequence, Union
 
 from vtseg.registry import MODELS
 
@@ -26,14 +26,18 @@ class HourglassViT(ViT):
 
     Args:
         cluster_layer: cluster after this block (0-based; negative counts
-            from the end). The reference's ``clustering_location``.
+            from the end). The reference's ``clustering_location``. A list
+            of increasing blocks clusters again after each (nested, a vtseg
+            extension).
         grid: cluster grid, ``(h, w)``, a perfect-square int (the reference's
-            ``num_cluster``) or a float scale of the token grid.
+            ``num_cluster``) or a float scale of the token grid; a list of
+            those with a list of cluster layers.
         reconstruct_layer: rebuild the full token set after this block;
             None rebuilds every output level (``restore='backbone'``).
         k, cluster_temperature, reconstruct_temperature, window_size,
         n_iters, restore, faithful: see :func:`expedit_token_stages`
-            (paper defaults: 20, 0.02, 0.02, 5, 5, ``'backbone'``, False).
+            (paper defaults: 20, 0.02, 0.02, 5, 5, ``'backbone'``, False;
+            ``restore='head'`` rebuilds inside the decode head).
         cluster_kwargs: further :class:`TokenClustering` options
             (``distance``, ``temperature_mode``).
         **kwargs: :class:`~vtseg.models.backbones.ViT` arguments
@@ -48,8 +52,8 @@ class HourglassViT(ViT):
     """
 
     def __init__(self,
-                 cluster_layer: int,
-                 grid: GridSpec,
+                 cluster_layer: Union[int, Sequence[int]],
+                 grid: Union[GridSpec, Sequence[GridSpec]],
                  reconstruct_layer: Optional[int] = None,
                  k: int = 20,
                  cluster_temperature: float = 0.02,

@@ -552,7 +552,9 @@ def _clustering_flops(stage: TokenClustering, call: str, args, out,
     # second set of centres); normalised distances update both sets
     separate = stage.distance != 'raw'
     D = out.restore.feat_before.shape[-1] if separate else None
-    return B * cluster_flops(N, h * w, C, stage.n_iters, pairs, D)
+    # the stage leaves the hard labels to first use (naive unpooling only)
+    return B * cluster_flops(N, h * w, C, stage.n_iters, pairs, D,
+                             hard_labels=mode == 'spec')
 
 
 @register_flop_formula(TokenReconstruction)

