@@ -18,6 +18,7 @@ from mmengine.dist import get_rank  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import vtseg  # noqa: E402,F401  (compat layer)
+from vtseg.compat.dist import destroy_process_group  # noqa: E402
 from vtseg.registry import METRICS, RUNNERS  # noqa: E402
 from vtseg.utils import register_all_modules  # noqa: E402
 from vtseg.utils.config import (add_common_args, default_work_dir,  # noqa
@@ -100,16 +101,19 @@ def main(argv=None):
         RUNNERS.build(cfg)
     n_images = len(runner.test_dataloader.dataset)
     start = time.perf_counter()
-    metrics = runner.test()
-    elapsed = time.perf_counter() - start
-    if get_rank() == 0:
-        bs = runner.test_dataloader.batch_size
-        print(f'speed: {n_images} images in {elapsed:.1f} s '
-              f'({n_images / max(elapsed, 1e-9):.2f} images/s incl. data '
-              f'loading and metrics; batch {bs}, '
-              f'{torch.get_num_threads()} threads, '
-              f'{"cuda" if torch.cuda.is_available() else "cpu"})',
-              flush=True)
+    try:
+        metrics = runner.test()
+        elapsed = time.perf_counter() - start
+        if get_rank() == 0:
+            bs = runner.test_dataloader.batch_size
+            print(f'speed: {n_images} images in {elapsed:.1f} s '
+                  f'({n_images / max(elapsed, 1e-9):.2f} images/s incl. '
+                  f'data loading and metrics; batch {bs}, '
+                  f'{torch.get_num_threads()} threads, '
+                  f'{"cuda" if torch.cuda.is_available() else "cpu"})',
+                  flush=True)
+    finally:
+        destroy_process_group()
     return metrics
 
 

@@ -15,6 +15,7 @@ from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import vtseg  # noqa: E402,F401  (compat layer)
+from vtseg.compat.dist import destroy_process_group  # noqa: E402
 from vtseg.registry import RUNNERS  # noqa: E402
 from vtseg.utils import register_all_modules  # noqa: E402
 from vtseg.utils.config import (add_common_args, default_work_dir,  # noqa
@@ -87,7 +88,10 @@ def main(argv=None):
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else \
         RUNNERS.build(cfg)
-    runner.train()
+    try:
+        runner.train()
+    finally:
+        destroy_process_group()
 
 
 if __name__ == '__main__':

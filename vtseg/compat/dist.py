@@ -23,3 +23,15 @@ def install() -> None:
 
     _init_dist_pytorch._vtseg_cpu = True
     dist_utils._init_dist_pytorch = _init_dist_pytorch
+
+
+def destroy_process_group() -> None:
+    """End the process group of a distributed run, if any.
+
+    Neither mmengine's Runner nor torchrun does this; a gloo process group
+    left to interpreter shutdown can abort the process after the run has
+    finished ("terminate called without an active exception", exit code
+    -6), which torchrun reports as a failed run."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
