@@ -28,6 +28,8 @@ import vtseg  # noqa: E402,F401
 from vtseg.apis import inference_model, init_model  # noqa: E402
 from vtseg.apis.io import (check_outputs_free, list_images,  # noqa: E402
                            prediction_mask, report_speedup)
+from vtseg.utils.coco_export import (data_samples_to_coco,  # noqa: E402
+                                     dump_coco_json)
 from vtseg.visualization import VTSegVisualizer  # noqa: E402
 
 
@@ -97,8 +99,6 @@ def main(argv=None):
           f'image (model only, {args.device}); results in '
           f'{osp.abspath(args.out_dir)}')
     if args.coco_json:
-        from vtseg.utils.coco_export import (data_samples_to_coco,
-                                             dump_coco_json)
         if not any('pred_instances' in r for r in results):
             raise SystemExit('--coco-json: this model predicts no instances')
         coco = data_samples_to_coco(

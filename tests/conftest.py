@@ -26,5 +26,5 @@ def shared_data():
 @pytest.fixture(scope='session', autouse=True)
 def _vtseg_registered():
     import vtseg  # noqa: F401  (applies the compat layer)
-    from vtseg.utils import register_all_modules
+    from vtseg.setup_env import register_all_modules
     register_all_modules(init_default_scope=True)

@@ -1,14 +1,21 @@
-"""FLOP counting and benchmarking helpers (vtseg.utils.flops / benchmark)
-on a tiny ViT, against hand-computed counts."""
+"""FLOP counting and benchmarking helpers (vtseg.analysis: flops,
+benchmark, stage_time) on a tiny ViT, against hand-computed counts."""
+import dataclasses
+import os.path as osp
+
 import torch
 import torch.nn as nn
 
-from vtseg.models.reducers import (TokenClustering, TokenReconstruction,
-                                   expedit_token_stages)
+from conftest import REPO_ROOT
+from vtseg.analysis.benchmark import (benchmark_models, build_model,
+                                      compare_speed, plain_model_like,
+                                      speedup_vs_plain, speedups)
+from vtseg.analysis.flops import count_flops
+from vtseg.analysis.stage_time import stage_time_fraction
+from vtseg.models.reducers import (BaseTokenStage, TokenClustering,
+                                   TokenReconstruction, expedit_token_stages)
+from vtseg.models.utils import ClusteredFeatureMap
 from vtseg.registry import MODELS
-from vtseg.utils.benchmark import (benchmark_models, compare_speed,
-                                   speedups, stage_time_fraction)
-from vtseg.utils.flops import count_flops
 
 C, P, DEPTH = 32, 8, 4
 
@@ -70,9 +77,10 @@ def test_expedit_counts_live_tokens_and_reducers():
     assert spec.total - res.total == 2 * (cluster_spec - cluster +
                                           recon_spec - recon)
     # the counting hooks are gone afterwards
-    restorer = vit.output_restorer
-    assert 'restore' not in restorer.__dict__
-    assert not hasattr(restorer, '_flops_restore')
+    for stage in vit.token_stages:
+        assert 'restore' not in stage.__dict__
+        assert not hasattr(stage, '_flops_restore')
+        assert not stage._forward_hooks
     with torch.no_grad():
         assert vit(x)[0].shape == (2, C, 8, 8)
 
@@ -85,6 +93,112 @@ def test_reconstruction_between_blocks_counted():
     assert res.attention == 2 * (2 * T1 * T1 * C) + 2 * T2 * T2 * C * 2
     assert res.reducers['token_stages.1'] == 64 * 16 * C + 64 * 16 + \
         64 * 2 * C
+
+
+class _MatmulStage(BaseTokenStage):
+    """Multiplies the tokens by a (C, C) identity after block 1 (a traced
+    matmul of T * C * C multiply-adds); ``flops`` returns ``count``."""
+
+    def __init__(self, count=None):
+        super().__init__(after_block=1)
+        self.count = count
+        self.register_buffer('w', torch.eye(C), persistent=False)
+
+    def forward(self, grid, *args, **kwargs):
+        return dataclasses.replace(grid, x=grid.x @ self.w)
+
+    def flops(self, call, args, output, mode):
+        return self.count
+
+
+def test_stage_flops_none_keeps_traced_ops():
+    """``flops() -> None``: no formula, the stage's traced ops are counted;
+    a number replaces them."""
+    x = torch.randn(2, 3, 48, 64)
+    T = 6 * 8 + 1
+    plain = count_flops(tiny_vit(), x)
+    for count, expect in ((None, 2 * T * C * C), (7, 7)):
+        vit = tiny_vit()
+        vit.set_token_stages([_MatmulStage(count)])
+        res = count_flops(vit, x)
+        assert res.total == plain.total + expect
+        assert res.total == sum(res.by_operator.values())
+        assert sum(res.by_module.values()) == res.total
+        assert res.reducers == ({} if count is None else
+                                {'token_stages.0': 7})
+
+
+def test_stage_time_fraction_patches_instances_only():
+    """restore='head': the ClusteredFeatureMap returned by the timed restore
+    gets an instance-level restore_tokens; the class is never patched."""
+    class_fn = ClusteredFeatureMap.__dict__['restore_tokens']
+    seen = []
+
+    class Seg(nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.backbone = tiny_vit(expedit_token_stages(
+                cluster_layer=1, grid=(4, 4), k=3, restore='head'))
+
+        def forward(self, x):
+            out = self.backbone(x)[0]
+            assert isinstance(out, ClusteredFeatureMap)
+            seen.append(('restore_tokens' in vars(out),
+                         ClusteredFeatureMap.__dict__['restore_tokens']))
+            return out.restore_tokens(out.tokens)
+
+    frac = stage_time_fraction(Seg().eval(), torch.randn(1, 3, 64, 64),
+                               [TokenClustering, TokenReconstruction],
+                               repeats=2)
+    assert 0 < frac['fraction'] < 1
+    assert len(seen) == 3
+    assert all(inst and fn is class_fn for inst, fn in seen)
+    assert ClusteredFeatureMap.__dict__['restore_tokens'] is class_fn
+
+
+def _check_plain_copy(model, plain, n_stages):
+    """Stages dropped on the copy only; equal weights, none shared."""
+    assert len(plain.backbone.token_stages) == 0
+    assert len(model.backbone.token_stages) == n_stages
+    sd, psd = model.state_dict(), plain.state_dict()
+    assert sd.keys() == psd.keys()
+    assert all(torch.equal(sd[k], psd[k]) and
+               sd[k].data_ptr() != psd[k].data_ptr() for k in sd)
+
+
+def test_plain_model_like_on_a_token_reduction_config():
+    """A shipped Expedit config (a segmentor built from its config file)."""
+    path = osp.join(REPO_ROOT, 'configs', 'expedit',
+                    'expedit_imgfocus_vits14_sod-448_l3-g0.6.py')
+    model = build_model(path)
+    plain = plain_model_like(model)
+    _check_plain_copy(model, plain, 2)
+    assert plain.cfg is model.cfg
+    x = torch.randn(1, 3, 112, 112)
+    with torch.no_grad():
+        assert plain(x, mode='tensor').shape == model(x, mode='tensor').shape
+
+
+def test_plain_model_like_hourglass_vit():
+    """HourglassViT rejects ``token_stages=[]`` in its constructor, so the
+    baseline cannot be rebuilt from the config (the former bug): the copy
+    drops its stages instead, and runs like a plain ViT."""
+    cfg = dict(type='HourglassViT', cluster_layer=1, grid=(4, 4), k=3,
+               img_size=64, patch_size=P, embed_dims=C, depth=DEPTH,
+               num_heads=2)
+    seg = MODELS.build(dict(
+        type='EncoderDecoder', backbone=cfg,
+        decode_head=dict(type='UpConvHead', in_channels=C, channels=8,
+                         up_channels=(16, 8), num_classes=2, out_channels=1,
+                         threshold=0.5),
+        data_preprocessor=dict(type='SegDataPreProcessor'))).eval()
+    plain = plain_model_like(seg)
+    _check_plain_copy(seg, plain, 2)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(plain.backbone(x)[0],
+                                   tiny_vit_like(seg.backbone)(x)[0])
 
 
 class Sleeper(nn.Module):
@@ -132,7 +246,6 @@ def test_stage_time_fraction():
 def test_speedup_vs_plain_builds_the_plain_counterpart():
     from mmengine.config import Config
 
-    from vtseg.utils.benchmark import plain_model_like, speedup_vs_plain
     cfg = Config(dict(model=dict(
         type='ViT', img_size=64, patch_size=P, embed_dims=C, depth=DEPTH,
         num_heads=2, token_stages=expedit_token_stages(

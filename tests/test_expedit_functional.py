@@ -1,8 +1,9 @@
 """Expedit operators against straightforward re-statements written here.
 
-The references below loop over tokens and clusters and follow methods.md 2.1
-/ 2.2 literally (pooling bins, integer legacy-nearest cells, +1e16 on
-forbidden pairs, softmax over clusters, top-k with ties, row L2 norm).
+The references below loop over tokens and clusters and follow
+docs/methods/expedit.md (clustering and reconstruction steps) literally
+(pooling bins, integer legacy-nearest cells, +1e16 on forbidden pairs,
+softmax over clusters, top-k with ties, row L2 norm).
 """
 import math
 

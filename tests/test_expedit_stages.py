@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from vtseg.models.reducers import (ExpeditState, TokenClustering,
-                                   TokenReconstruction, expedit_token_stages)
+                                   TokenReconstruction, expedit_levels,
+                                   expedit_token_stages)
 from vtseg.models.utils import TokenGrid
 from vtseg.registry import MODELS
 
@@ -46,7 +47,8 @@ def test_non_square_input_and_restore_modes():
     assert out['outs'][0].shape == (1, 32, 6, 10)
     state_grid = out['grid']
     assert state_grid.reduced_hw == (3, 5)
-    assert isinstance(state_grid.restore, ExpeditState)
+    assert isinstance(state_grid.restores[-1], ExpeditState)
+    assert (state_grid.index == -1).all() and state_grid.layout == (3, 5)
     assert state_grid.x.shape == (1, 1 + 15, 32)
     none = same_weights(tiny_vit(expedit_token_stages(
         cluster_layer=1, grid=(3, 4), restore='none')), full)
@@ -72,7 +74,8 @@ def test_reconstruct_between_blocks_and_levels():
     # rebuilt by... nothing (no output restorer) -> the (h, w) grid
     assert outs[2].shape == (2, 32, 4, 4)
     assert outs[3].shape == (2, 32, 8, 8)
-    assert out['grid'].restore is None and not out['grid'].is_reduced
+    assert out['grid'].restores == () and not out['grid'].is_reduced
+    assert torch.equal(out['grid'].index[0], torch.arange(64))
 
 
 def test_output_restorer_rebuilds_every_level_after_clustering():
@@ -105,7 +108,7 @@ def test_prefix_tokens_pass_through():
     rec = TokenReconstruction(after_block=1, k=2)
     back = rec(out)
     assert torch.equal(back.x[:, :2], x[:, :2])
-    assert back.x.shape == x.shape and back.restore is None
+    assert back.x.shape == x.shape and back.restores == ()
 
 
 def test_relative_temperature_is_scale_free():
@@ -116,10 +119,11 @@ def test_relative_temperature_is_scale_free():
     a = stage(TokenGrid(x=x, hw=(6, 6), n_prefix=1))
     b = stage(TokenGrid(x=x * 100, hw=(6, 6), n_prefix=1))
     torch.testing.assert_close(b.x, a.x * 100, rtol=1e-4, atol=1e-4)
-    assert torch.equal(a.restore.hard_labels, b.restore.hard_labels)
+    assert torch.equal(a.restores[-1].hard_labels,
+                       b.restores[-1].hard_labels)
     rec = TokenReconstruction(k=3, temperature=2.0)
-    ya = rec.restore(a, a.x)
-    yb = rec.restore(b, b.x)
+    ya = rec.restore(a, a.x)[1]
+    yb = rec.restore(b, b.x)[1]
     torch.testing.assert_close(yb, ya * 100, rtol=1e-4, atol=1e-3)
 
 
@@ -132,7 +136,7 @@ def test_normalised_distances(distance):
     with torch.no_grad():
         out = vit.forward_features(torch.randn(1, 3, 64, 64),
                                    out_indices=[1])
-    state = out['grid'].restore
+    state = out['grid'].restores[-1]
     if distance == 'l2':
         norms = state.feat_before.norm(dim=-1)
         torch.testing.assert_close(norms, torch.ones_like(norms))
@@ -144,8 +148,9 @@ def test_naive_unpooling_copies_hard_label_cluster():
     x = torch.randn(1, 1 + 16, 4)
     red = stage(TokenGrid(x=x, hw=(4, 4), n_prefix=1))
     rec = TokenReconstruction(mode='naive')
-    out = rec.restore(red, red.x)
-    labels = red.restore.hard_labels[0]
+    back, out = rec.restore(red, red.x)
+    assert back.restores == () and back.reduced_hw is None
+    labels = red.restores[-1].hard_labels[0]
     torch.testing.assert_close(out[0, 1:], red.x[0, 1:][labels])
 
 
@@ -273,10 +278,12 @@ def test_nested_clustering_levels_and_grids():
     assert out['outs'][0].shape == (1, 32, 6, 10)
     grid = out['grid']
     assert grid.reduced_hw == (2, 3) and grid.x.shape == (1, 1 + 6, 32)
-    inner, outer = grid.restore.levels()
+    outer, inner = grid.restores  # the restore stack, oldest first
+    assert expedit_levels(grid) == [inner, outer]
     assert (inner.hw, inner.grid) == ((4, 7), (2, 3))
     assert (outer.hw, outer.grid) == ((6, 10), (4, 7))
-    assert inner.parent is outer and outer.parent is None
+    # popping the inner level brings back the outer cluster grid
+    assert grid.pop(torch.zeros(1, 1 + 28, 32)).reduced_hw == (4, 7)
     assert inner.hard_labels.shape == (1, 28)  # computed on use
     assert outer.hard_labels.max() < 28
     # restore='none': the outputs are the innermost cluster grid
@@ -328,7 +335,7 @@ def test_head_reconstruction_equals_backbone_reconstruction(mode):
     head_side = same_weights(
         tiny_vit(expedit_token_stages(restore='head', **kw)), backbone)
     for vit in (backbone, head_side):
-        vit.output_restorer.mode = mode
+        vit.output_restorers[0].mode = mode
     head = tiny_head()
     x = torch.randn(2, 3, 48, 80)
     with torch.no_grad():
@@ -367,4 +374,4 @@ def test_hourglass_vit_nested_and_head_restore():
         restore='head'))
     kinds = [type(s).__name__ for s in hourglass.token_stages]
     assert kinds == ['TokenClustering'] * 2 + ['TokenReconstruction']
-    assert hourglass.output_restorer.defer_to_head
+    assert hourglass.output_restorers[0].defer_to_head

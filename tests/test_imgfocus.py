@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import vtseg  # noqa: F401
-from vtseg.models.utils import imgfocus_convert as ifc
+from vtseg.converters import imgfocus as ifc
 
 from conftest import REPO_ROOT, shared_path
 

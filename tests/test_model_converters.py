@@ -24,7 +24,7 @@ from mmengine.logging import MMLogger
 from vtseg.compat import safe_torch_load
 from vtseg.models.backbones.vit import ViT
 from vtseg.models.utils.checkpoint import load_pretrained_strict
-from vtseg.models.utils.ckpt_convert import (CheckpointConversionError,
+from vtseg.converters.ckpt_convert import (CheckpointConversionError,
                                              cli_main, convert_dino_vit,
                                              convert_dinov2_vit,
                                              convert_mmseg_vit,
@@ -798,3 +798,308 @@ def test_dinov2_layout_real_weights_imgfocus():
     # float32 over 1370 tokens: measured max |diff| 7.3e-05 at |tokens| <= 42
     torch.testing.assert_close(vtseg_tokens(model, img), ref, rtol=1e-4,
                                atol=1e-3)
+
+
+# ------------------------------------------------------------ ViTDet
+def vitdet_layout(C=16, depth=3, p=8, pre_grid=4, input_grid=6, ws=3,
+                  global_blocks=(2, ), cls_entry=True, rel_pos=True,
+                  seed=0):
+    """A bare ViTDet backbone state dict (detectron2 ``ViT`` names):
+    ``pos_embed`` for the ``pre_grid`` pre-training grid (+ cls entry),
+    window tables 2 * ws - 1, global tables 2 * input_grid - 1."""
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *s: 0.3 * torch.randn(*s, generator=g)  # noqa: E731
+    hd = C // 2
+    sd = OrderedDict()
+    sd['pos_embed'] = r(1, pre_grid**2 + int(cls_entry), C)
+    sd['patch_embed.proj.weight'] = r(C, 3, p, p)
+    sd['patch_embed.proj.bias'] = r(C)
+    for i in range(depth):
+        b = f'blocks.{i}.'
+        sd[b + 'norm1.weight'] = 1 + r(C)
+        sd[b + 'norm1.bias'] = r(C)
+        sd[b + 'attn.qkv.weight'] = r(3 * C, C)
+        sd[b + 'attn.qkv.bias'] = r(3 * C)
+        sd[b + 'attn.proj.weight'] = r(C, C)
+        sd[b + 'attn.proj.bias'] = r(C)
+        if rel_pos:
+            S = input_grid if i in global_blocks else ws
+            sd[b + 'attn.rel_pos_h'] = r(2 * S - 1, hd)
+            sd[b + 'attn.rel_pos_w'] = r(2 * S - 1, hd)
+        sd[b + 'norm2.weight'] = 1 + r(C)
+        sd[b + 'norm2.bias'] = r(C)
+        sd[b + 'mlp.fc1.weight'] = r(4 * C, C)
+        sd[b + 'mlp.fc1.bias'] = r(4 * C)
+        sd[b + 'mlp.fc2.weight'] = r(C, 4 * C)
+        sd[b + 'mlp.fc2.bias'] = r(C)
+    return sd
+
+
+def ref_vitdet_attention(z, sd, pre, heads):
+    """ViTDet attention on one (B, h, w, C) window / grid: explicit
+    softmax per head, rel-pos bias from the tables by index arithmetic."""
+    B, h, w, C = z.shape
+    d = C // heads
+    t = z.reshape(B, h * w, C)
+    qkv = t @ sd[pre + 'qkv.weight'].T + sd[pre + 'qkv.bias']
+    q, k, v = qkv[..., :C], qkv[..., C:2 * C], qkv[..., 2 * C:]
+
+    def table(name, n):  # detectron2 resizes with F.interpolate, linear
+        tab = sd[pre + name]
+        if tab.shape[0] == 2 * n - 1:
+            return tab
+        return F.interpolate(tab.T[None], size=2 * n - 1,
+                             mode='linear')[0].T
+
+    Rh, Rw = table('rel_pos_h', h), table('rel_pos_w', w)
+    ih = torch.arange(h * w) // w
+    iw = torch.arange(h * w) % w
+    Eh = Rh[ih[:, None] - ih[None, :] + h - 1]  # (N, N, d)
+    Ew = Rw[iw[:, None] - iw[None, :] + w - 1]
+    outs = []
+    for i in range(heads):
+        s = slice(i * d, (i + 1) * d)
+        qh = q[..., s]
+        logits = (qh * d**-0.5) @ k[..., s].transpose(1, 2)
+        logits = logits + torch.einsum('bnd,nmd->bnm', qh, Eh) + \
+            torch.einsum('bnd,nmd->bnm', qh, Ew)
+        outs.append(logits.softmax(-1) @ v[..., s])
+    out = torch.cat(outs, -1) @ sd[pre + 'proj.weight'].T + \
+        sd[pre + 'proj.bias']
+    return out.reshape(B, h, w, C)
+
+
+def ref_vitdet(sd, img, heads, ws, global_blocks, eps=1e-6):
+    """detectron2 ViT forward (B, H, W, C): windows of the zero-padded
+    normed grid (padding included as keys, as ViTDet does)."""
+    W = sd['patch_embed.proj.weight']
+    C, p = W.shape[0], W.shape[-1]
+    x = F.conv2d(img, W, sd['patch_embed.proj.bias'], stride=p)
+    B, _, H, Wd = x.shape
+    x = x.permute(0, 2, 3, 1)
+    pos = sd['pos_embed'][:, 1:]
+    n = math.isqrt(pos.shape[1])
+    pos = pos.reshape(1, n, n, C).permute(0, 3, 1, 2)
+    if n != H or n != Wd:
+        pos = F.interpolate(pos, size=(H, Wd), mode='bicubic',
+                            align_corners=False)
+    x = x + pos.permute(0, 2, 3, 1)
+    depth = 1 + max(int(k.split('.')[1]) for k in sd
+                    if k.startswith('blocks.'))
+    for i in range(depth):
+        b = f'blocks.{i}.'
+        y = ref_layernorm(x, sd[b + 'norm1.weight'], sd[b + 'norm1.bias'],
+                          eps)
+        if i in global_blocks:
+            a = ref_vitdet_attention(y, sd, b + 'attn.', heads)
+        else:
+            Hp, Wp = -(-H // ws) * ws, -(-Wd // ws) * ws
+            y = F.pad(y, (0, 0, 0, Wp - Wd, 0, Hp - H))
+            a = torch.zeros_like(y)
+            for r0 in range(0, Hp, ws):
+                for c0 in range(0, Wp, ws):
+                    a[:, r0:r0 + ws, c0:c0 + ws] = ref_vitdet_attention(
+                        y[:, r0:r0 + ws, c0:c0 + ws], sd, b + 'attn.', heads)
+            a = a[:, :H, :Wd]
+        x = x + a
+        h = ref_layernorm(x, sd[b + 'norm2.weight'], sd[b + 'norm2.bias'],
+                          eps)
+        h = F.gelu(h @ sd[b + 'mlp.fc1.weight'].T + sd[b + 'mlp.fc1.bias'])
+        x = x + h @ sd[b + 'mlp.fc2.weight'].T + sd[b + 'mlp.fc2.bias']
+    return x
+
+
+def detectron2_checkpoint(sd):
+    model = OrderedDict(('backbone.net.' + k, v) for k, v in sd.items())
+    model['backbone.simfp_2.0.weight'] = torch.randn(16, 8, 2, 2)
+    model['roi_heads.box_predictor.cls_score.weight'] = torch.randn(81, 16)
+    model['pixel_mean'] = torch.zeros(3, 1, 1)
+    return {'model': model, 'iteration': 10}
+
+
+def test_vitdet_detectron2_infers_windows_and_loads_strictly():
+    from vtseg.converters.ckpt_convert import convert_vitdet_vit
+    from vtseg.models.layers import resize_pos_embed
+    src = vitdet_layout()
+    res = convert_vitdet_vit(detectron2_checkpoint(src))
+    cfg = res.backbone_cfg
+    want = dict(img_size=48, patch_size=8, embed_dims=16, depth=3,
+                num_heads=2, with_cls_token=False, num_register_tokens=0,
+                pos_embed_with_cls=False, final_norm=False, window_size=3,
+                global_blocks=[2], use_rel_pos=True, layer_scale=None)
+    assert {k: cfg[k] for k in want} == want
+    assert 'backbone.simfp_2.0.weight' in res.dropped
+    assert 'roi_heads.box_predictor.cls_score.weight' in res.dropped
+    model = build_loaded(res, dtype=torch.float32)
+    assert [b.attn.window_size for b in model.blocks] == [3, 3, 0]
+    # tables kept, pos_embed: cls entry dropped, resized 4x4 -> 6x6
+    assert torch.equal(model.blocks[2].attn.rel_pos_h,
+                       src['blocks.2.attn.rel_pos_h'])
+    torch.testing.assert_close(
+        model.pos_embed, resize_pos_embed(src['pos_embed'][:, 1:], (4, 4),
+                                          (6, 6), 'bicubic'))
+    # mmdet layout and a bare backbone give the same tensors
+    mmdet = {'state_dict': OrderedDict(('backbone.' + k, v)
+                                       for k, v in src.items())}
+    mmdet['state_dict']['neck.lateral_convs.0.conv.weight'] = torch.ones(1)
+    for ckpt in (mmdet, src):
+        other = convert_vitdet_vit(ckpt)
+        assert other.backbone_cfg == cfg
+        assert all(torch.equal(other.state_dict[k], v)
+                   for k, v in res.state_dict.items())
+
+
+@pytest.mark.parametrize('ws,mask_padding', [(3, True), (4, False)])
+def test_vitdet_numerics_match_reference(ws, mask_padding):
+    """6 x 6 grid: window 3 divides it (vtseg's masking is irrelevant);
+    window 4 pads it to 8 x 8, where mask_padding=False reproduces
+    ViTDet's zero-padded keys."""
+    from vtseg.converters.ckpt_convert import convert_vitdet_vit
+    src = double(vitdet_layout(ws=ws))
+    res = convert_vitdet_vit(src)
+    cfg = {k: v for k, v in res.backbone_cfg.items() if k != 'type'}
+    if not mask_padding:
+        assert any('mask_padding=False' in n for n in res.notes)
+        cfg['attn_cfg'] = dict(type='WindowedAttention', mask_padding=False)
+    model = ViT(**cfg).double().eval()
+    model.load_state_dict(res.state_dict, strict=True)
+    img = image(48, 48)
+    ref = ref_vitdet(src, img, 2, ws, global_blocks=(2, ))
+    got = vtseg_tokens(model, img)
+    torch.testing.assert_close(got, ref.reshape(2, 36, 16), rtol=1e-9,
+                               atol=1e-9)
+    if not mask_padding:  # the default (masked padding) differs here
+        del cfg['attn_cfg']
+        masked = ViT(**cfg).double().eval()
+        masked.load_state_dict(res.state_dict, strict=True)
+        assert not torch.allclose(vtseg_tokens(masked, img),
+                                  ref.reshape(2, 36, 16))
+
+
+def test_vitdet_round_trip_of_relative_position_tables():
+    from vtseg.converters.ckpt_convert import (convert_vitdet_vit,
+                                               convert_vtseg_to_vitdet)
+    torch.manual_seed(0)
+    vt = ViT(img_size=40, patch_size=8, embed_dims=16, depth=4, num_heads=2,
+             with_cls_token=False, pos_embed_with_cls=False,
+             final_norm=False, window_size=2, global_blocks=[1, 3],
+             use_rel_pos=True, rel_pos_zero_init=False)
+    vt.init_weights()
+    sd = OrderedDict(('backbone.' + k, v) for k, v in
+                     vt.state_dict().items())
+    for layout, pre in (('detectron2', 'backbone.net.'),
+                        ('mmdet', 'backbone.'), ('plain', '')):
+        back = convert_vtseg_to_vitdet({'state_dict': sd}, layout=layout)
+        assert back.state_dict[pre + 'pos_embed'].shape == (1, 26, 16)
+        assert back.state_dict[pre + 'blocks.1.attn.rel_pos_w'].shape == \
+            (9, 8)
+        vc = back.vitdet_cfg
+        assert (vc['img_size'], vc['window_size'],
+                vc['window_block_indexes'], vc['num_heads']) == \
+            (40, 2, [0, 2], 2)
+        again = convert_vitdet_vit(back.state_dict, prefix='backbone.')
+        assert list(again.state_dict) == list(sd)
+        for k, v in sd.items():
+            assert torch.equal(again.state_dict[k], v), k
+        cfg = again.backbone_cfg
+        assert (cfg['img_size'], cfg['window_size'], cfg['global_blocks'],
+                cfg['use_rel_pos']) == (40, 2, [1, 3], True)
+
+
+def test_vitdet_resize_to_another_window_and_grid():
+    from vtseg.converters.ckpt_convert import convert_vitdet_vit
+    src = vitdet_layout(ws=3, input_grid=6)
+    res = convert_vitdet_vit(src, window_size=2, img_size=(32, 40))
+    cfg = res.backbone_cfg
+    assert (cfg['window_size'], cfg['global_blocks'], cfg['img_size']) == \
+        (2, [2], (32, 40))
+    sd = res.state_dict
+
+    def interp(t, n):
+        return F.interpolate(t.T[None], size=n, mode='linear',
+                             align_corners=False)[0].T
+
+    for i in (0, 1):  # windowed: 5 -> 3 entries
+        for a in 'hw':
+            key = f'blocks.{i}.attn.rel_pos_{a}'
+            assert sd[key].shape == (3, 8)
+            torch.testing.assert_close(sd[key], interp(src[key], 3))
+    # global: the 4 x 5 grid of img_size (32, 40): 11 -> 7 and 9 entries
+    torch.testing.assert_close(sd['blocks.2.attn.rel_pos_h'],
+                               interp(src['blocks.2.attn.rel_pos_h'], 7))
+    torch.testing.assert_close(sd['blocks.2.attn.rel_pos_w'],
+                               interp(src['blocks.2.attn.rel_pos_w'], 9))
+    assert sd['pos_embed'].shape == (1, 20, 16)
+    assert any('resized from 5 to 3' in n for n in res.notes)
+    model = build_loaded(res, dtype=torch.float32)
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 40, 56))[0].shape == (1, 16, 5, 7)
+
+
+def test_vitdet_window_layout_without_tables_and_errors():
+    from vtseg.converters.ckpt_convert import (convert_vitdet_vit,
+                                               convert_vtseg_to_vitdet)
+    plain = vitdet_layout(rel_pos=False, pre_grid=4)
+    res = convert_vitdet_vit(plain, num_heads=2)
+    assert 'window_size' not in res.backbone_cfg  # every block global
+    res = convert_vitdet_vit(plain, num_heads=2, window_size=2,
+                             global_blocks=[2])
+    cfg = res.backbone_cfg
+    assert (cfg['window_size'], cfg['global_blocks'], cfg['use_rel_pos'],
+            cfg['img_size']) == (2, [2], False, 32)
+    build_loaded(res)
+    # a table missing in one block
+    bad = vitdet_layout()
+    del bad['blocks.1.attn.rel_pos_w']
+    with pytest.raises(CheckpointConversionError,
+                       match=r"'blocks\.1\.attn\.rel_pos_w'"):
+        convert_vitdet_vit(bad)
+    # a table of even length
+    bad = vitdet_layout()
+    bad['blocks.0.attn.rel_pos_h'] = torch.zeros(4, 8)
+    with pytest.raises(CheckpointConversionError,
+                       match=r"'blocks\.0\.attn\.rel_pos_h' has shape"):
+        convert_vitdet_vit(bad)
+    # detectron2 residual conv blocks are refused
+    bad = vitdet_layout()
+    bad['blocks.1.residual.conv1.weight'] = torch.zeros(8, 16, 1, 1)
+    with pytest.raises(CheckpointConversionError, match='residual'):
+        convert_vitdet_vit(bad)
+    # a ViTDet checkpoint given to the timm converter gets a hint
+    with pytest.raises(CheckpointConversionError, match='vitdet2vtseg'):
+        convert_timm_vit(vitdet_layout(), num_heads=2)
+    # the inverse refuses what ViTDet cannot hold
+    vt = ViT(img_size=32, patch_size=8, embed_dims=16, depth=1,
+             num_heads=2).state_dict()
+    with pytest.raises(CheckpointConversionError, match='cls_token'):
+        convert_vtseg_to_vitdet(vt)
+    vt = ViT(img_size=32, patch_size=8, embed_dims=16, depth=1, num_heads=2,
+             with_cls_token=False, pos_embed_with_cls=False).state_dict()
+    with pytest.raises(CheckpointConversionError, match='final norm'):
+        convert_vtseg_to_vitdet(vt)
+
+
+def test_vitdet_script_both_directions(tmp_path, monkeypatch):
+    src, dst = str(tmp_path / 'vitdet.pth'), str(tmp_path / 'vtseg.pth')
+    torch.save(detectron2_checkpoint(vitdet_layout()), src)
+    path = osp.join(REPO, 'tools', 'model_converters', 'vitdet2vtseg.py')
+    monkeypatch.setattr(sys, 'argv', [path, src, dst, '--prefix',
+                                      'backbone.'])
+    with pytest.raises(SystemExit) as e:
+        runpy.run_path(path, run_name='__main__')
+    assert e.value.code == 0
+    ckpt = safe_torch_load(dst)
+    cfg = ckpt['meta']['backbone_cfg']
+    assert ckpt['meta']['converter'] == \
+        'tools/model_converters/vitdet2vtseg.py'
+    model = ViT(**{k: v for k, v in cfg.items() if k != 'type'})
+    load_pretrained_strict(model, dst, prefix='backbone.')
+    back = str(tmp_path / 'back.pth')
+    assert cli_main('vitdet', [dst, back, '--reverse']) == 0
+    out = safe_torch_load(back)
+    assert out['meta']['vitdet_cfg']['window_block_indexes'] == [0, 1]
+    src_model = torch.load(src)['model']
+    for k, v in out['model'].items():
+        if k != 'backbone.net.pos_embed':  # the resized table
+            assert torch.equal(v, src_model[k]), k
+    assert cli_main('vitdet', [dst, back, '--reverse']) == 1  # no --force

@@ -2,9 +2,8 @@
 
 Reference behaviour is re-stated independently in this file (dense matrices
 built with loops, the full generalised eigen-decomposition, hand-made boxes)
-and compared with vtseg.functional.ncut.
+and compared with vtseg.functional.normalized_cut.
 """
-import importlib
 import itertools
 
 import numpy as np
@@ -12,10 +11,9 @@ import pytest
 import scipy.linalg
 import torch
 
+from vtseg.functional import bilateral_solver as bs
 from vtseg.functional import corloc, ncut, ncut_box
-
-nc = importlib.import_module('vtseg.functional.ncut')
-bs = importlib.import_module('vtseg.functional.bilateral_solver')
+from vtseg.functional import normalized_cut as nc
 
 
 # ------------------------------------------------------------------ helpers
@@ -29,8 +27,9 @@ def planted(h, w, mask, noise=0.3, dim=32, seed=0, dtype=np.float32):
 
 
 def reference_cut(feats, tau=0.2, eps=1e-5, binary=True):
-    """Straightforward statement of methods.md §5.1 steps 3-6: loops for
-    the graph, the full generalised eigen-decomposition."""
+    """Straightforward statement of docs/methods/tokencut.md#image-mode
+    steps 3-6: loops for the graph, the full generalised
+    eigen-decomposition."""
     f = np.asarray(feats, np.float64)
     n = len(f)
     z = f / np.linalg.norm(f, axis=1, keepdims=True)

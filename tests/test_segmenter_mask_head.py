@@ -103,7 +103,7 @@ def test_converted_segmenter_loads_into_expedit_config():
 
     from mmengine.config import Config
 
-    from vtseg.models.utils.ckpt_convert import convert_segmenter
+    from vtseg.converters.ckpt_convert import convert_segmenter
     conv = convert_segmenter(fake_segmenter_checkpoint(), num_heads=1)
     for name in ('expedit_segmenter_vit-l16_ade20k-640.py',
                  'expedit_segmenter_vit-l16_ade20k-640_faithful.py'):

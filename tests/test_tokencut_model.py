@@ -12,9 +12,9 @@ from mmseg.structures import SegDataSample
 from conftest import REPO_ROOT, shared_path
 from vtseg.registry import DATASETS, METRICS, MODELS, TRANSFORMS
 
-nc = importlib.import_module('vtseg.functional.ncut')
-tc = importlib.import_module('vtseg.models.segmentors.tokencut')
-od = importlib.import_module('vtseg.datasets.object_discovery')
+from vtseg.datasets import object_discovery as od
+from vtseg.functional import normalized_cut as nc
+from vtseg.models.segmentors import tokencut as tc
 
 TINY_VIT = dict(type='ViT', img_size=32, patch_size=8, embed_dims=32,
                 depth=2, num_heads=2, mlp_ratio=2, out_indices=-1)
@@ -273,11 +273,17 @@ def test_real_datasets():
 
 def test_video_dataset_and_pipeline():
     root = shared_path('davis2016_video')
+    pipeline = [dict(type='LoadVideoFrames', short_side=320,
+                     size_divisor=14),
+                dict(type='PackVideoInputs')]
+    # every sequence folder, sorted; then one chosen by name
+    every = DATASETS.build(dict(type='VideoFramesDataset', data_root=root,
+                                frame_limit=3, pipeline=pipeline))
+    names = [every.get_data_info(i)['seq_name'] for i in range(len(every))]
+    assert names == sorted(names) and 'blackswan' in names
     ds = DATASETS.build(dict(
         type='VideoFramesDataset', data_root=root, frame_limit=3,
-        pipeline=[dict(type='LoadVideoFrames', short_side=320,
-                       size_divisor=14),
-                  dict(type='PackVideoInputs')]))
+        sequences=['blackswan'], pipeline=pipeline))
     assert len(ds) == 1
     item = ds[0]
     # 854x480 -> short side 320: 569.3x320 -> multiples of 14: 574x322

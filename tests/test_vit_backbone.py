@@ -6,7 +6,7 @@ import torch.nn.functional as F
 import vtseg  # noqa: F401
 from vtseg.models import ViT
 from vtseg.models.reducers import BaseTokenStage
-from vtseg.models.utils import TokenGrid
+from vtseg.models.utils import RestoreState, TokenGrid
 from vtseg.models.utils.checkpoint import (CheckpointMismatchError,
                                            load_pretrained_strict)
 from vtseg.registry import MODELS
@@ -86,30 +86,40 @@ def test_no_cls_and_registers():
         tiny_vit(with_cls_token=False)
 
 
+class _Pooled(RestoreState):
+    """Restore state of the test pooling stage (no default undo)."""
+    owner = '_PoolStage'
+
+
 @MODELS.register_module(force=True)
 class _PoolStage(BaseTokenStage):
     """Test stage: 2x2 average pooling of the patch tokens."""
 
-    def forward(self, grid: TokenGrid) -> TokenGrid:
-        H, W = grid.hw
+    def forward(self, grid: TokenGrid, block=None, keys=None) -> TokenGrid:
+        H, W = grid.layout
         p = grid.patches.transpose(1, 2).reshape(-1, grid.x.shape[2], H, W)
         p = F.avg_pool2d(p, 2)
         h, w = p.shape[-2:]
         x = torch.cat([grid.prefix, p.flatten(2).transpose(1, 2)], 1)
-        return grid.replace(x=x, reduced_hw=(h, w), restore='pooled')
+        return grid.push(_Pooled(), x=x, reduced_hw=(h, w))
 
 
 @MODELS.register_module(force=True)
 class _UpsampleRestorer(BaseTokenStage):
     """Test restorer: nearest upsampling back to the full grid."""
 
+    def restores(self, state):
+        return isinstance(state, _Pooled)
+
     def restore(self, grid, tokens):
         h, w = grid.reduced_hw
         C = tokens.shape[2]
         p = tokens[:, grid.n_prefix:].transpose(1, 2).reshape(-1, C, h, w)
         p = F.interpolate(p, size=grid.hw, mode='nearest')
-        return torch.cat([tokens[:, :grid.n_prefix],
+        full = torch.cat([tokens[:, :grid.n_prefix],
                           p.flatten(2).transpose(1, 2)], 1)
+        grid = grid.pop(full)
+        return grid, full
 
 
 def test_token_stages_reduce_and_restore():
@@ -135,9 +145,11 @@ def test_token_stages_reduce_and_restore():
 def test_stage_index_validation():
     with pytest.raises(ValueError, match='after_block'):
         tiny_vit(token_stages=[dict(type='_PoolStage', after_block=7)])
-    with pytest.raises(ValueError, match='at most one'):
-        tiny_vit(token_stages=[dict(type='_UpsampleRestorer'),
-                               dict(type='_UpsampleRestorer')])
+    with pytest.raises(ValueError, match='after_block'):
+        tiny_vit(token_stages=[dict(type='_PoolStage', after_block=[0, 9])])
+    with pytest.raises(ValueError, match='position'):
+        tiny_vit(token_stages=[dict(type='_PoolStage', after_block=0,
+                                    position='mlp')])
 
 
 def test_pruning_mask_isolates_tokens():

@@ -17,7 +17,7 @@ from mmengine.runner import Runner  # noqa: E402
 import vtseg  # noqa: E402,F401  (compat layer)
 from vtseg.compat.dist import destroy_process_group  # noqa: E402
 from vtseg.registry import RUNNERS  # noqa: E402
-from vtseg.utils import register_all_modules  # noqa: E402
+from vtseg.setup_env import register_all_modules  # noqa: E402
 from vtseg.utils.config import (add_common_args, default_work_dir,  # noqa
                                 existing_checkpoints, load_config,
                                 set_local_rank)

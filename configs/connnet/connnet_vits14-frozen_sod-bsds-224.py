@@ -26,7 +26,9 @@ custom_hooks = [dict(type='FrozenBackboneCacheHook', max_items=512)]
 test_dataloader = dict(dataset=dict(split='val'))
 val_evaluator = [
     dict(type='SaliencyMetric'),
-    # salient-object protocol of methods.md §8.4 (min-max normalised maps)
+    # salient-object protocol of
+    # docs/methods/metrics.md#saliency-salient-object-protocol (min-max
+    # normalised maps)
     dict(type='SaliencyMetric', min_max_normalize=True, prefix='mm')
 ]
 test_evaluator = val_evaluator

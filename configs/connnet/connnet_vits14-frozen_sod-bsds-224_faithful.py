@@ -1,6 +1,7 @@
 # Faithful variant of connnet_vits14-frozen_sod-bsds-224.py: the BiconNet
 # reference loss quirk (Dice summed over (channel, rows), i.e. one Dice per
-# image column, methods.md §6.3). Everything else is identical.
+# image column, docs/methods/connectivity.md#losses). Everything else is
+# identical.
 #   python tools/train.py configs/connnet/connnet_vits14-frozen_sod-bsds-224_faithful.py
 _base_ = ['./connnet_vits14-frozen_sod-bsds-224.py']
 model = dict(

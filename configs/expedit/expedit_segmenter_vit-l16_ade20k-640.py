@@ -2,7 +2,8 @@
 # each crop into 28 x 28 after block 9 (alpha = 10), reconstruct the full grid
 # at the backbone output (restore='backbone', the hourglass design; vtseg
 # default). Paper hyper-parameters: 5 iterations, window 5, temperature 0.02
-# for clustering and reconstruction, k = 20 (methods.md 2.3).
+# for clustering and reconstruction, k = 20
+# (docs/methods/expedit.md#placement-and-configurations).
 # The paper's table row (*) was produced without reconstruction: see
 # expedit_segmenter_vit-l16_ade20k-640_faithful.py.
 _base_ = '../segmenter/segmenter_vit-l16_mask_ade20k-640.py'

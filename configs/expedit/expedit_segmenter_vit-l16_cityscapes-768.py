@@ -1,6 +1,6 @@
 # Expedit on Segmenter ViT-L/16, Cityscapes 768: 48 x 48 -> 32 x 32 after
 # block 11 (alpha = 12), reconstruction at the backbone output; paper
-# hyper-parameters (methods.md 2.3).
+# hyper-parameters (docs/methods/expedit.md#placement-and-configurations).
 _base_ = '../segmenter/segmenter_vit-l16_mask_cityscapes-768.py'
 model = dict(
     backbone=dict(token_stages=[

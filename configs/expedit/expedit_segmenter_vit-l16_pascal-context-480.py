@@ -1,6 +1,6 @@
 # Expedit on Segmenter ViT-L/16, Pascal Context 480: 30 x 30 -> 20 x 20 after
 # block 13 (alpha = 14), reconstruction at the backbone output; paper
-# hyper-parameters (methods.md 2.3).
+# hyper-parameters (docs/methods/expedit.md#placement-and-configurations).
 _base_ = '../segmenter/segmenter_vit-l16_mask_pascal-context-480.py'
 model = dict(
     backbone=dict(token_stages=[

@@ -1,6 +1,7 @@
 # Plain Segmenter ViT-L/16 mask, ADE20K 640 (40 x 40 tokens per crop),
-# sliding window 640 / 640: the Expedit baseline row (methods.md 2.5:
-# 658.98 GFLOPs, 51.82 mIoU with the Expedit counter and protocol).
+# sliding window 640 / 640: the Expedit baseline row
+# (docs/methods/expedit.md#metrics-and-published-numbers: 658.98 GFLOPs,
+# 51.82 mIoU with the Expedit counter and protocol).
 #   python tools/test.py configs/segmenter/segmenter_vit-l16_mask_ade20k-640.py \
 #       checkpoints/segmenter_vit-l16_mask_ade20k.pth
 _base_ = [

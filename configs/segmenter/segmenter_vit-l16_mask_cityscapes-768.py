@@ -1,5 +1,7 @@
 # Plain Segmenter ViT-L/16 mask, Cityscapes 768 (48 x 48 tokens per crop),
-# sliding window 768 / 512 (methods.md 2.5: 995.6 GFLOPs, 79.14 mIoU).
+# sliding window 768 / 512
+# (docs/methods/expedit.md#metrics-and-published-numbers: 995.6 GFLOPs,
+# 79.14 mIoU).
 _base_ = [
     '../_base_/datasets/cityscapes_768x768.py',
     '../_base_/default_runtime.py', '../_base_/models/segmenter_vit-l16_mask.py'

@@ -1,6 +1,8 @@
 # Plain Segmenter ViT-L/16 mask, Pascal Context (60 classes, background
 # included, as the Segmenter / Expedit checkpoints) 480 (30 x 30 tokens per
-# crop), sliding window 480 / 320 (methods.md 2.5: 338.7 GFLOPs, 58.07 mIoU).
+# crop), sliding window 480 / 320
+# (docs/methods/expedit.md#metrics-and-published-numbers: 338.7 GFLOPs,
+# 58.07 mIoU).
 _base_ = [
     '../_base_/datasets/pascal_context.py', '../_base_/default_runtime.py',
     '../_base_/models/segmenter_vit-l16_mask.py'

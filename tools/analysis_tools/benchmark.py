@@ -12,10 +12,10 @@ and the same input batch: ``--shape`` a random (B, 3, H, W) tensor, or
 ``--real-images`` B distinct images of the test dataloader, prepared by
 each config's own pipeline (so configs at different input resolutions see
 the same photos; never one image repeated). Defaults follow
-methods.md 1.5 (batch 1, 50 warm-up forwards, 200 timed forwards per model:
-10 rounds of 20). ``--stage-fraction`` also reports the share of each
-variant's forward time spent in its token stages (clustering /
-reconstruction ...).
+docs/methods/flops_and_speed.md#speed-measurement (batch 1, 50 warm-up
+forwards, 200 timed forwards per model: 10 rounds of 20).
+``--stage-fraction`` also reports the share of each variant's forward time
+spent in its token stages (clustering / reconstruction ...).
 """
 import argparse
 import json
@@ -29,11 +29,12 @@ import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 
 import vtseg  # noqa: E402,F401  (compat layer)
+from vtseg.analysis.benchmark import (benchmark_models, build_model,  # noqa
+                                      environment_info, format_benchmark,
+                                      num_threads, real_image_batches,
+                                      speedups)
+from vtseg.analysis.stage_time import stage_time_fraction  # noqa: E402
 from vtseg.models.reducers import BaseTokenStage  # noqa: E402
-from vtseg.utils.benchmark import (benchmark_models, build_model,  # noqa
-                                   environment_info, format_benchmark,
-                                   num_threads, real_image_batches,
-                                   speedups, stage_time_fraction)
 
 DTYPES = dict(fp16=torch.float16, bf16=torch.bfloat16)
 

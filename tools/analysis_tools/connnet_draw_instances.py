@@ -67,11 +67,11 @@ def main():
         from PIL import Image
 
         from vtseg.evaluation.metrics.instance_ap_metric import (
-            _boxes_from_masks, instance_masks_from_ids)
+            boxes_from_instance_masks, instance_masks_from_ids)
         gt = instance_masks_from_ids(np.array(Image.open(args.gt_mask)))
         gt_inst = InstanceData(
             masks=torch.from_numpy(gt),
-            bboxes=torch.from_numpy(_boxes_from_masks(gt)).float(),
+            bboxes=torch.from_numpy(boxes_from_instance_masks(gt)).float(),
             scores=torch.ones(len(gt)))
         right = draw_instances(img, gt_inst)
         for im, text in ((drawn, 'prediction'), (right, 'ground truth')):

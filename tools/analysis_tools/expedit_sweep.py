@@ -28,10 +28,10 @@ import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 
 import vtseg  # noqa: E402,F401  (compat layer)
+from vtseg.analysis.benchmark import build_model  # noqa: E402
 from vtseg.models.reducers import expedit_token_stages  # noqa: E402
 from vtseg.registry import DATASETS, METRICS  # noqa: E402
-from vtseg.utils import register_all_modules  # noqa: E402
-from vtseg.utils.benchmark import build_model  # noqa: E402
+from vtseg.setup_env import register_all_modules  # noqa: E402
 
 
 def parse_args(argv=None):

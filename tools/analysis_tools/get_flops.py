@@ -6,9 +6,10 @@
 
 Counting: mmengine's fvcore-derived jit counter for the standard layers, plus
 the attention products (2 * T^2 * C per layer on live tokens) and the token
-stages' own cost from their registered formulas (methods.md 1.5, see
-docs/analysis_tools.md). The count covers backbone, neck and decode head in
-``mode='tensor'`` (no resizing of the logits to the image).
+stages' own cost from their registered formulas
+(docs/methods/flops_and_speed.md, see docs/analysis_tools.md). The count
+covers backbone, neck and decode head in ``mode='tensor'`` (no resizing of the
+logits to the image).
 
 Input: ``--shape H W`` counts one random (1, 3, H, W) input (static models;
 for sliding-window configs the default is the crop size: the count is per
@@ -28,9 +29,9 @@ import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 
 import vtseg  # noqa: E402,F401  (compat layer)
-from vtseg.utils.benchmark import build_model, real_image_batches  # noqa
-from vtseg.utils.flops import (REDUCER_COUNT_MODES, count_flops,  # noqa
-                               summarize_counts)
+from vtseg.analysis.benchmark import build_model, real_image_batches  # noqa
+from vtseg.analysis.flops import (REDUCER_COUNT_MODES, count_flops,  # noqa
+                                  summarize_counts)
 
 
 def parse_args(argv=None):
@@ -46,7 +47,8 @@ def parse_args(argv=None):
     p.add_argument('--reducer-count', default='executed',
                    choices=REDUCER_COUNT_MODES,
                    help="token-stage cost: 'executed' (what vtseg "
-                   "evaluates) or 'spec' (methods.md dense formulas)")
+                   "evaluates) or 'spec' (dense formulas of "
+                   "docs/methods/flops_and_speed.md)")
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
     p.add_argument('--json', help='write the result as json here')
     return p.parse_args(argv)

@@ -46,13 +46,12 @@ def main():
         os.environ[var] = str(args.threads)
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
         os.path.abspath(__file__)))))
-    import importlib
     import time
 
     import numpy as np
     import torch
     torch.set_num_threads(args.threads)
-    nc = importlib.import_module('vtseg.functional.ncut')
+    from vtseg.functional import normalized_cut as nc
 
     samples = []
     if args.synthetic:
@@ -74,7 +73,7 @@ def main():
         from PIL import Image
 
         from vtseg.registry import MODELS
-        from vtseg.utils import register_all_modules
+        from vtseg.setup_env import register_all_modules
         register_all_modules()
         cfg = Config.fromfile(args.config)
         model = MODELS.build(cfg.model).eval()

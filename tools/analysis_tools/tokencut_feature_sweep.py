@@ -11,9 +11,9 @@ One backbone forward per image (all requested blocks at once), then one cut
 per variant with the config's tau / eps / solver. Reported per variant:
 CorLoc (first box vs the config dataset's ``gt_bboxes``), and when the
 dataset has masks, the per-image saliency IoU / maxF / Acc of the seed's
-component (methods.md §8.3), plus the fraction of token pairs above tau
-(1.0 = complete graph, no usable cut). Baselines: a centred box covering half
-of each side (box and mask).
+component (docs/methods/metrics.md#saliency-per-image-protocol), plus the
+fraction of token pairs above tau (1.0 = complete graph, no usable cut).
+Baselines: a centred box covering half of each side (box and mask).
 """
 import argparse
 import json
@@ -41,7 +41,6 @@ def main():
         os.environ[var] = str(args.threads)
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
         os.path.abspath(__file__)))))
-    import importlib
     import time
 
     import numpy as np
@@ -52,11 +51,11 @@ def main():
     import vtseg  # noqa: F401  (compat layer)
     from vtseg.functional.saliency import (saliency_image_stats,
                                            saliency_scores_from_stats)
-    from vtseg.models.segmentors.tokencut import (_upsample_token_map,
-                                                  select_token_features)
+    from vtseg.functional import normalized_cut as nc
+    from vtseg.models.segmentors.tokencut import (select_token_features,
+                                                  upsample_token_map)
     from vtseg.registry import DATASETS, MODELS
-    from vtseg.utils import register_all_modules
-    nc = importlib.import_module('vtseg.functional.ncut')
+    from vtseg.setup_env import register_all_modules
     torch.set_num_threads(args.threads)
     register_all_modules()
 
@@ -110,12 +109,12 @@ def main():
                 w = nc.ncut_affinity(f, model.tau, model.eps,
                                      model.binary_graph)
                 stats[v]['dense'].append(float((w == 1).mean()))
-                part, vec, seed, _ = nc._cut(w, model.solver)
+                part, vec, seed, _ = nc.ncut_from_affinity(w, model.solver)
                 box, comp = nc.ncut_box(part.reshape(hw), seed, p, (hs, ws))
                 stats[v]['hits'] += bool(
                     (nc.corloc_iou(box, gt_boxes) >= 0.5).any())
                 if gt_mask is not None:
-                    m = _upsample_token_map(comp, p, (hs, ws), ori)
+                    m = upsample_token_map(comp, p, (hs, ws), ori)
                     stats[v]['sal'].append(
                         saliency_image_stats(m.astype(np.float64), gt_mask))
         print(f'{i + 1}/{n_img} images, {time.time() - t_start:.0f}s',

@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import vtseg  # noqa: E402,F401
-from vtseg.models.utils import imgfocus_convert as ifc  # noqa: E402
+from vtseg.converters import imgfocus as ifc  # noqa: E402
 
 
 def parse_args(argv=None):

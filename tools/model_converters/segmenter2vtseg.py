@@ -6,7 +6,7 @@
 
 SRC is read weights-only; DST gets ``{'state_dict': ..., 'meta': {...}}``
 and is never overwritten without ``--force``. The mapping lives in
-``vtseg/models/utils/ckpt_convert.py``; key tables and caveats in
+``vtseg/converters/ckpt_convert.py``; key tables and caveats in
 ``docs/model_converters.md``.
 """
 import os.path as osp
@@ -16,7 +16,7 @@ sys.path.insert(
     0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import vtseg  # noqa: E402,F401  (compat layer: weights-only loading)
-from vtseg.models.utils.ckpt_convert import cli_main  # noqa: E402
+from vtseg.converters.ckpt_convert import cli_main  # noqa: E402
 
 if __name__ == '__main__':
     sys.exit(cli_main('segmenter'))

@@ -3,13 +3,20 @@ import os.path as osp
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
+import cv2
 import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose
 from mmengine.registry import init_default_scope
+from mmengine.structures import PixelData
+from mmseg.structures import SegDataSample
 
+from vtseg.compat import safe_torch_load
+from vtseg.models.utils.checkpoint import check_state_dict, extract_state_dict
 from vtseg.registry import DATASETS, MODELS
+from vtseg.setup_env import register_all_modules
+from vtseg.utils.config import check_cfg_options
 
 ImageType = Union[str, np.ndarray]
 
@@ -27,7 +34,6 @@ def _load_cfg(config, cfg_options=None) -> Config:
         raise TypeError(f'config must be a path or Config, got '
                         f'{type(config)}')
     if cfg_options:
-        from vtseg.utils.config import check_cfg_options
         check_cfg_options(config, cfg_options, 'cfg_options')
         config.merge_from_dict(cfg_options)
     return config
@@ -69,7 +75,6 @@ def init_model(config: Union[str, Path, Config],
     Returns:
         The model in eval mode, with ``cfg`` and ``dataset_meta`` attached.
     """
-    from vtseg.utils import register_all_modules
     register_all_modules(init_default_scope=False)
     cfg = _load_cfg(config, cfg_options)
     init_default_scope(cfg.get('default_scope', 'vtseg'))
@@ -81,9 +86,6 @@ def init_model(config: Union[str, Path, Config],
         if hasattr(model, 'init_weights'):
             model.init_weights()
     else:
-        from vtseg.compat import safe_torch_load
-        from vtseg.models.utils.checkpoint import (check_state_dict,
-                                                   extract_state_dict)
         ckpt = safe_torch_load(checkpoint, map_location='cpu')
         sd = extract_state_dict(ckpt, checkpoint)
         if strict:
@@ -117,7 +119,6 @@ def build_test_pipeline(cfg: Config, from_array: bool = False) -> Compose:
 
 
 def _read_image(path: str) -> np.ndarray:
-    import cv2
     if not osp.isfile(path):
         raise FileNotFoundError(f'image not found: {path}')
     img = cv2.imread(path, cv2.IMREAD_COLOR)
@@ -197,8 +198,6 @@ def inference_video(model, frames: Sequence[np.ndarray]) -> list:
         One :class:`~mmseg.structures.SegDataSample` per frame, with
         ``seg_logits`` (1, H, W) and ``pred_sem_seg`` for clip models.
     """
-    from mmengine.structures import PixelData
-    from mmseg.structures import SegDataSample
     frames = [_image_array(f) for f in frames]
     if not frames:
         raise ValueError('inference_video: no frames')

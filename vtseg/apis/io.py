@@ -8,6 +8,9 @@ from typing import Iterator, List, Tuple
 import cv2
 import numpy as np
 
+from vtseg.analysis.benchmark import has_token_stages, speedup_vs_plain
+from .inference import prepare_inputs
+
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
 
@@ -121,9 +124,6 @@ def report_speedup(model, img: np.ndarray, threads=None) -> None:
     """For a model with token stages (Expedit, ...): time it against the same
     model without them on ``img`` (interleaved rounds) and print the
     speed-up. Models without token stages print nothing."""
-    from vtseg.utils.benchmark import has_token_stages, speedup_vs_plain
-
-    from .inference import prepare_inputs
     if not has_token_stages(model):
         return
     res = speedup_vs_plain(model, prepare_inputs(model, img),

@@ -11,6 +11,7 @@
 
 See docs/compat.md.
 """
+from . import checkpoint, dist, mmcv_ops
 from .checkpoint import (UnsafeCheckpointError, safe_globals, safe_torch_load)
 from .mmcv_ops import (MissingCompiledOpError, has_compiled_mmcv_ops)
 
@@ -22,7 +23,6 @@ def apply() -> None:
     global _APPLIED
     if _APPLIED:
         return
-    from . import checkpoint, dist, mmcv_ops
     mmcv_ops.install()
     checkpoint.install()
     dist.install()

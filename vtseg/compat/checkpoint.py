@@ -32,6 +32,7 @@ class UnsafeCheckpointError(RuntimeError):
 
 def history_buffer_getattr(obj, name):
     """Restricted ``getattr`` for unpickling: HistoryBuffer statistics only."""
+    # on use: vtseg.compat loads before any mmengine / mmcv module
     from mmengine.logging.history_buffer import HistoryBuffer
     if obj is HistoryBuffer and isinstance(name, str) and (
             name in HistoryBuffer._statistics_methods
@@ -64,6 +65,7 @@ def _numpy_globals():
 
 def allowed_globals():
     """The allow-list passed to ``torch.serialization.safe_globals``."""
+    # on use: vtseg.compat loads before any mmengine / mmcv module
     from mmengine.logging.history_buffer import HistoryBuffer
     return [HistoryBuffer, (history_buffer_getattr, 'builtins.getattr')
             ] + _numpy_globals()
@@ -122,6 +124,7 @@ def install():
     """Route mmengine's local-file checkpoint loading through
     :func:`safe_torch_load` (used by ``load_checkpoint``, ``--resume``,
     ``load_from``)."""
+    # on use: vtseg.compat loads before any mmengine / mmcv module
     from mmengine.runner.checkpoint import CheckpointLoader
 
     @CheckpointLoader.register_scheme(prefixes='', force=True)

@@ -6,9 +6,11 @@ process group (gloo, from the ``env://`` variables torchrun sets) without
 touching CUDA. With CUDA available mmengine's function runs unchanged.
 """
 import torch
+import torch.distributed as torch_dist
 
 
 def install() -> None:
+    # on use: vtseg.compat loads before any mmengine / mmcv module
     import mmengine.dist.utils as dist_utils
     if getattr(dist_utils._init_dist_pytorch, '_vtseg_cpu', False):
         return
@@ -32,6 +34,5 @@ def destroy_process_group() -> None:
     left to interpreter shutdown can abort the process after the run has
     finished ("terminate called without an active exception", exit code
     -6), which torchrun reports as a failed run."""
-    import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.destroy_process_group()

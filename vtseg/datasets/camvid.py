@@ -4,6 +4,7 @@ import os.path as osp
 from collections import defaultdict
 from typing import List
 
+import cv2
 import numpy as np
 from mmseg.datasets import BaseSegDataset
 
@@ -115,7 +116,6 @@ class SmokeSegDataset(BaseSegDataset):
                          seg_map_suffix='.png', **kwargs)
 
     def _generate(self, root: str, prefix: dict):
-        import cv2
         img_dir = osp.join(root, prefix['img_path'])
         ann_dir = osp.join(root, prefix['seg_map_path'])
         stamp = osp.join(root, f'.smoke_{self.seed}_{self.num_images}_'

@@ -17,6 +17,9 @@ predictions are returned in original-image coordinates too).
   ``Annotation/*.txt`` files (any pedestrian counts).
 * :class:`VideoFramesDataset`: DAVIS-style frame folders, one item per
   sequence (for :class:`~vtseg.models.segmentors.TokenCutVideo`).
+
+The discovery transforms (``ResizeToMultiple``, ``LoadVideoFrames``,
+``PackVideoInputs``) are in :mod:`vtseg.datasets.transforms.discovery`.
 """
 import glob
 import os.path as osp
@@ -26,22 +29,18 @@ from typing import Dict, List, Optional, Sequence
 
 import mmengine
 import numpy as np
-import torch
-from mmcv.transforms import BaseTransform
 from mmengine.dataset import BaseDataset
-from mmengine.structures import PixelData
 from mmseg.datasets import BaseSegDataset
-from mmseg.structures import SegDataSample
 from PIL import Image
+from pycocotools.coco import COCO
 from scipy import ndimage
 
-from vtseg.registry import DATASETS, TRANSFORMS
+from vtseg.registry import DATASETS
 from .saliency import SaliencyDataset
 
 __all__ = [
     'DISCOVERY_META_KEYS', 'VOCDiscoveryDataset', 'COCO20kDataset',
     'MaskBoxDataset', 'PennFudanDiscoveryDataset', 'VideoFramesDataset',
-    'ResizeToMultiple', 'LoadVideoFrames', 'PackVideoInputs',
     'boxes_from_mask', 'parse_voc_xml', 'parse_pennfudan_txt'
 ]
 
@@ -237,7 +236,6 @@ class COCO20kDataset(BaseSegDataset):
                              img_path='images/train2014'), **kwargs)
 
     def load_data_list(self) -> List[dict]:
-        from pycocotools.coco import COCO
         flist = self.file_list
         if self.data_root and not osp.isabs(flist):
             flist = osp.join(self.data_root, flist)
@@ -432,163 +430,3 @@ class VideoFramesDataset(BaseDataset):
                     ann_paths=anns[sl] if anns else None,
                     flow_paths=flows[sl] if flows else None))
         return out
-
-
-# --------------------------------------------------------------- transforms
-_PIL_FILTERS = dict(nearest=Image.NEAREST, bilinear=Image.BILINEAR,
-                    bicubic=Image.BICUBIC, lanczos=Image.LANCZOS)
-
-
-@TRANSFORMS.register_module()
-class ResizeToMultiple(BaseTransform):
-    """Resize the image to (round(W / d) d, round(H / d) d) with PIL (TokenCut
-    saliency, methods.md §5.2: Lanczos, no padding). Only ``img`` is resized
-    (masks and boxes stay at the original size, where the metrics compare).
-
-    Added / updated keys: ``img``, ``img_shape``, ``scale_factor`` (w, h).
-    """
-
-    def __init__(self, size_divisor: int = 16,
-                 interpolation: str = 'lanczos'):
-        if interpolation not in _PIL_FILTERS:
-            raise ValueError(f'interpolation must be one of '
-                             f'{sorted(_PIL_FILTERS)}')
-        self.size_divisor = size_divisor
-        self.interpolation = interpolation
-
-    def transform(self, results: dict) -> dict:
-        img = results['img']
-        h, w = img.shape[:2]
-        d = self.size_divisor
-        nw, nh = int(round(w / d)) * d, int(round(h / d)) * d
-        if nw < d or nh < d:
-            raise ValueError(f'ResizeToMultiple: image '
-                             f'{results.get("img_path", "")} is {h}x{w}, '
-                             f'smaller than one {d}x{d} patch')
-        if (nw, nh) != (w, h):
-            img = np.asarray(Image.fromarray(img).resize(
-                (nw, nh), resample=_PIL_FILTERS[self.interpolation]))
-        results['img'] = img
-        results['img_shape'] = (nh, nw)
-        results['scale_factor'] = (nw / w, nh / h)
-        return results
-
-    def __repr__(self):
-        return (f'{type(self).__name__}(size_divisor={self.size_divisor}, '
-                f'interpolation={self.interpolation!r})')
-
-
-def _short_side_size(w, h, short_side, d):
-    r = min(w, h) / short_side
-    return round(w / r / d) * d, round(h / r / d) * d
-
-
-@TRANSFORMS.register_module()
-class LoadVideoFrames(BaseTransform):
-    """Load (and resize) every frame of a video item.
-
-    Frames are resized so the short side is ``short_side`` and both sides are
-    rounded to a multiple of ``size_divisor`` (the reference: short side 320,
-    Lanczos); ``short_side=None`` keeps the size (padded by the backbone).
-
-    Input: ``img_paths`` (frame files), or ``frames`` (decoded BGR uint8
-    arrays) when there are no paths.
-    Added keys: ``frames`` (T, H, W, 3) uint8 BGR (resized), ``flow_frames`` (same, if
-    ``flow_paths``), ``gt_masks`` (T, H0, W0) uint8 in {0, 1} (if
-    ``ann_paths``), ``ori_shape``, ``img_shape``, ``scale_factor``.
-    """
-
-    def __init__(self, short_side: Optional[int] = 320,
-                 size_divisor: int = 16, interpolation: str = 'lanczos'):
-        self.short_side = short_side
-        self.size_divisor = size_divisor
-        self.interpolation = _PIL_FILTERS[interpolation]
-
-    def _resize(self, im: Image.Image) -> np.ndarray:
-        if self.short_side:
-            size = _short_side_size(im.width, im.height, self.short_side,
-                                    self.size_divisor)
-            im = im.resize(size, resample=self.interpolation)
-        return np.asarray(im)[..., ::-1]
-
-    def _load(self, paths):
-        out, ori = [], None
-        for p in paths:
-            try:
-                im = Image.open(p).convert('RGB')
-            except OSError as e:
-                raise ValueError(f'LoadVideoFrames: cannot read {p}: '
-                                 f'{e}') from e
-            if ori is None:
-                ori = (im.height, im.width)
-            elif (im.height, im.width) != ori:
-                raise ValueError(f'LoadVideoFrames: {p} is {im.size}, other '
-                                 f'frames are {ori[::-1]}')
-            out.append(self._resize(im))
-        return np.stack(out), ori
-
-    def _from_arrays(self, frames):
-        """Frames already decoded (BGR uint8 (H, W, 3) each, e.g. from a
-        video file in the video demo)."""
-        ori = frames[0].shape[:2]
-        out = []
-        for t, f in enumerate(frames):
-            if f.shape[:2] != ori:
-                raise ValueError(f'LoadVideoFrames: frame {t} is '
-                                 f'{f.shape[:2]}, frame 0 is {ori}')
-            out.append(self._resize(Image.fromarray(
-                np.ascontiguousarray(f[..., ::-1]))))
-        return np.stack(out), ori
-
-    def transform(self, results: dict) -> dict:
-        if results.get('img_paths') is None and results.get('frames') \
-                is not None:
-            if not len(results['frames']):
-                raise ValueError('LoadVideoFrames: the video item has no '
-                                 'frames')
-            frames, ori = self._from_arrays(results['frames'])
-        else:
-            paths = results.get('img_paths')
-            if not paths:
-                raise ValueError('LoadVideoFrames: the video item has no '
-                                 'frames')
-            frames, ori = self._load(paths)
-        results['frames'] = frames
-        if results.get('flow_paths'):
-            results['flow_frames'] = self._load(results['flow_paths'])[0]
-        if results.get('ann_paths'):
-            results['gt_masks'] = np.stack([
-                (np.asarray(Image.open(a)) > 0).astype(np.uint8).reshape(
-                    ori[0], ori[1], -1).max(-1) for a in results['ann_paths']
-            ])
-        results['ori_shape'] = ori
-        results['img_shape'] = frames.shape[1:3]
-        results['scale_factor'] = (frames.shape[2] / ori[1],
-                                   frames.shape[1] / ori[0])
-        return results
-
-
-@TRANSFORMS.register_module()
-class PackVideoInputs(BaseTransform):
-    """Pack a video item: ``inputs`` (T, 3, H, W) uint8 tensor (or
-    ``dict(frames=..., flow=...)`` with flow renderings) and a
-    ``SegDataSample`` whose ``gt_sem_seg`` holds the (T, H0, W0) masks."""
-
-    meta_keys = ('seq_name', 'img_paths', 'frame_offset', 'ori_shape',
-                 'img_shape', 'scale_factor')
-
-    def transform(self, results: dict) -> dict:
-        frames = torch.from_numpy(
-            np.ascontiguousarray(results['frames'].transpose(0, 3, 1, 2)))
-        inputs = frames
-        if 'flow_frames' in results:
-            inputs = dict(frames=frames, flow=torch.from_numpy(
-                np.ascontiguousarray(
-                    results['flow_frames'].transpose(0, 3, 1, 2))))
-        sample = SegDataSample()
-        if 'gt_masks' in results:
-            sample.gt_sem_seg = PixelData(
-                data=torch.from_numpy(results['gt_masks']))
-        sample.set_metainfo({k: results[k] for k in self.meta_keys
-                             if k in results})
-        return dict(inputs=inputs, data_samples=sample)

@@ -1,9 +1,9 @@
 """Fast bilateral solver (Barron & Poole, ECCV 2016) on a bilateral grid.
 
-Used by TokenCut's saliency mode (methods.md §5.2, step 4) to snap a coarse
-token mask to image edges. Written here because no maintained package ships
-it; this is a clean re-statement of the standard algorithm with
-``scipy.sparse``:
+Used by TokenCut's saliency mode (docs/methods/tokencut.md#saliency-mode,
+step 4) to snap a coarse token mask to image edges. Written here because no
+maintained package ships it; this is a clean re-statement of the standard
+algorithm with ``scipy.sparse``:
 
 1. Every pixel gets an integer 5-D grid vertex (x / s_xy, y / s_xy,
    Y / s_l, U / s_c, V / s_c) (floor; YUV from RGB in 0..255, chroma offset

@@ -1,11 +1,11 @@
 """Pixel-pair connectivity (ConnNet / BiconNet / DconnNet): labels, bilateral
 voting, edges, losses and the instance split.
 
-Layout (methods.md §6.1). For a mask ``m`` of K classes and dilations
-``(d_0, ..., d_{J-1})`` the connectivity map has ``K * 8 * J`` channels;
-channel ``(k * J + j) * 8 + d`` holds ``m_k(p) * m_k(p + d_j * o_d)`` with the
-8 offsets ``o_d = (dy, dx)`` in raster order over the 3x3 window, centre
-skipped (y points down)::
+Layout (docs/methods/connectivity.md#labels). For a mask ``m`` of K classes
+and dilations ``(d_0, ..., d_{J-1})`` the connectivity map has ``K * 8 * J``
+channels; channel ``(k * J + j) * 8 + d`` holds
+``m_k(p) * m_k(p + d_j * o_d)`` with the 8 offsets ``o_d = (dy, dx)`` in
+raster order over the 3x3 window, centre skipped (y points down)::
 
     d :    0        1       2        3       4       5        6       7
     o_d: (-1,-1) (-1, 0) (-1,+1) ( 0,-1) ( 0,+1) (+1,-1) (+1, 0) (+1,+1)
@@ -13,12 +13,14 @@ skipped (y points down)::
 Channels ``d`` and ``7 - d`` are opposite directions; pixels outside the
 image count as 0.
 
-Bilateral voting (§6.2): ``v_d(p) = C_d(p) * C_{7-d}(p + o_d)`` (0 where
-``p + o_d`` is outside), i.e. a link survives only when both ends agree; the
-decoded map is ``max_d v_d``. Shifts are done by slicing with zero fill, so
-any (H, W) and batch size work on any device; the references multiply by
-dense 0/1 translation matrices fixed to one image size, which gives the same
-numbers (a product with exactly one 1 per row is exact in floating point).
+Bilateral voting
+(docs/methods/connectivity.md#bilateral-voting-and-decoding):
+``v_d(p) = C_d(p) * C_{7-d}(p + o_d)`` (0 where ``p + o_d`` is outside),
+i.e. a link survives only when both ends agree; the decoded map is
+``max_d v_d``. Shifts are done by slicing with zero fill, so any (H, W) and
+batch size work on any device; the references multiply by dense 0/1
+translation matrices fixed to one image size, which gives the same numbers
+(a product with exactly one 1 per row is exact in floating point).
 
 Degenerate inputs (documented behaviour, tested):
 - empty mask: all links 0, voted map 0, edge map 0; every loss is finite.
@@ -34,6 +36,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from torch import Tensor
 
 __all__ = [
@@ -50,9 +55,11 @@ CONNECTIVITY_OFFSETS: Tuple[Tuple[int, int], ...] = ((-1, -1), (-1, 0),
                                                      (-1, 1), (0, -1), (0, 1),
                                                      (1, -1), (1, 0), (1, 1))
 
-#: Default term weights of the BiconNet loss (methods.md §6.3).
+#: Default term weights of the BiconNet loss
+#: (docs/methods/connectivity.md#losses).
 BICON_WEIGHTS = dict(conn=0.8, vote=0.2, bce=1.0, dice=1.0, edge=1.0)
-#: Default term weights of the DconnNet loss (methods.md §6.3).
+#: Default term weights of the DconnNet loss
+#: (docs/methods/connectivity.md#losses).
 DCONN_WEIGHTS = dict(conn=1.0, vote=0.2, bce=1.0, dice=1.0, edge=1.0)
 
 
@@ -126,7 +133,8 @@ def _out_dtype(x: Tensor) -> torch.dtype:
 
 def mask_to_connectivity(mask: Tensor,
                          dilations: Sequence[int] = (1, )) -> Tensor:
-    """Connectivity labels of a binary mask (methods.md §6.1).
+    """Connectivity labels of a binary mask
+    (docs/methods/connectivity.md#labels).
 
     Args:
         mask: (B, K, H, W) in {0, 1} (bool, int or float); one channel per
@@ -210,7 +218,8 @@ def _split_conn(conn: Tensor, dilations: Tuple[int, ...],
 
 def connectivity_votes(conn: Tensor,
                        dilations: Sequence[int] = (1, )) -> Tensor:
-    """Per-direction bilateral votes (methods.md §6.2).
+    """Per-direction bilateral votes
+    (docs/methods/connectivity.md#bilateral-voting-and-decoding).
 
     Args:
         conn: (B, K * 8 * J, H, W) link scores (probabilities, or raw logits
@@ -283,8 +292,9 @@ def bilateral_voting(conn: Tensor, dilations: Sequence[int] = (1, )) -> Tensor:
 
 def connectivity_edge(conn: Tensor,
                       dilations: Sequence[int] = (1, )) -> Tensor:
-    """Edge map E of connectivity labels (methods.md §6.3): 1 where a pixel
-    has some but not all of its links, computed per class.
+    """Edge map E of connectivity labels
+    (docs/methods/connectivity.md#losses): 1 where a pixel has some but not
+    all of its links, computed per class.
 
     With J dilations a pixel counts all ``8 * J`` links, so the band is as
     wide as the largest dilation (for J = 1 this is the inner boundary:
@@ -309,7 +319,8 @@ def connectivity_decode(conn_logits: Tensor,
                         dilations: Sequence[int] = (1, ),
                         mode: str = 'soft',
                         threshold: float = 0.5) -> Tensor:
-    """Test-time decode of connectivity logits (methods.md §6.2).
+    """Test-time decode of connectivity logits
+    (docs/methods/connectivity.md#bilateral-voting-and-decoding).
 
     Args:
         conn_logits: (B, K * 8 * J, H, W) raw logits.
@@ -447,7 +458,8 @@ def connectivity_loss_terms(conn_logits: Tensor,
                             conn_target: Optional[Tensor] = None,
                             ignore_index: Optional[int] = 255,
                             faithful: bool = False) -> Dict[str, Tensor]:
-    """Unweighted loss terms of the connectivity methods (methods.md §6.3).
+    """Unweighted loss terms of the connectivity methods
+    (docs/methods/connectivity.md#losses).
 
     One-class / multi-label form (``variant='bicon'`` or ``'dconn'``):
 
@@ -591,7 +603,7 @@ def bicon_loss(conn_logits: Tensor, target: Tensor,
                dilations: Sequence[int] = (1, ),
                weights: Optional[Dict[str, float]] = None,
                faithful: bool = False, **kwargs) -> Tensor:
-    """BiconNet loss (methods.md §6.3):
+    """BiconNet loss (docs/methods/connectivity.md#losses):
     ``0.8 BCE(P, conn) + L_edge + 0.2 BCE(V, conn) + BCE(F, m) + Dice(F, m)``.
 
     Args:
@@ -617,7 +629,7 @@ def dconn_loss(conn_logits: Tensor, target: Tensor,
                dice_term: bool = True,
                weights: Optional[Dict[str, float]] = None,
                faithful: bool = False, **kwargs) -> Tensor:
-    """DconnNet loss (methods.md §6.3):
+    """DconnNet loss (docs/methods/connectivity.md#losses):
     ``BCE(F, m) + BCE(P, conn) + L_edge' + Dice(F, m) + 0.2 BCE(V, conn)``
     (one class), or its multi-class form with CE on voted raw logits.
 
@@ -679,10 +691,6 @@ def split_instances(conn_prob: Tensor,
         instances; scores (n,) float32, the mean decoded map over each
         instance.
     """
-    from scipy import ndimage
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     if conn_prob.dim() == 4:
         if conn_prob.shape[0] != 1:
             raise ValueError('split_instances takes one image, got batch '

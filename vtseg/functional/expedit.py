@@ -2,11 +2,12 @@
 
 Plain functions on tensors; the registry stages in
 :mod:`vtseg.models.reducers.expedit` are thin wrappers around them.
-Specification: ``methods.md`` section 2 (Expedit) and section 1.5 (FLOPs).
+Method notes: ``docs/methods/expedit.md`` (Expedit) and
+``docs/methods/flops_and_speed.md`` (FLOPs).
 
 Both operators run in fp32, also inside autocast, and cast their outputs back
 to the input dtype: the locality penalty 1e16 is outside the fp16 range
-(methods.md 2.4 quirk 8).
+(docs/methods/expedit.md#quirks, quirk 8).
 
 Implementation note. Each token may only join the clusters of the
 ``window_size x window_size`` cells around its initial cell. The reference
@@ -39,7 +40,7 @@ __all__ = [
 ]
 
 #: Distance added to forbidden (token, cluster) pairs, as in the reference.
-#: Finite on purpose (methods.md 2.1 step 3).
+#: Finite on purpose (docs/methods/expedit.md#clustering, step 3).
 LOCALITY_PENALTY = 1e16
 
 # Below this temperature the 1e16 penalty no longer zeroes forbidden pairs in
@@ -105,7 +106,7 @@ def _legacy_nearest(out_size: int, in_size: int, device) -> Tensor:
     are upsampled with PyTorch's legacy ``nearest`` rule, (out_size,) int64.
 
     Uses ``F.interpolate`` itself so that the float rounding of the rule is
-    reproduced exactly (methods.md 2.1 step 2)."""
+    reproduced exactly (docs/methods/expedit.md#clustering, step 2)."""
     idx = torch.arange(in_size, device=device, dtype=torch.float32)
     up = F.interpolate(idx.view(1, 1, in_size), size=out_size, mode='nearest')
     return up.view(out_size).long()
@@ -294,7 +295,8 @@ def cluster_tokens_with_metric(
         temperature: inverse temperature t in softmax(-t * distance).
         window_size: odd locality window in cells.
         faithful: hard labels by unmasked argmin (reference) instead of the
-            argmin over the allowed clusters (methods.md 2.4 quirk 9).
+            argmin over the allowed clusters
+            (docs/methods/expedit.md#quirks, quirk 9).
 
     Returns:
         ``(centers, metric_centers, hard_labels)``: (B, M, C), (B, M, D),
@@ -385,7 +387,8 @@ def cluster_hard_labels(metric: Tensor,
                         faithful: bool = False) -> Tensor:
     """Hard labels of a finished clustering: the nearest centre of each
     token among the clusters of its locality window (``faithful``: among
-    all clusters, reference quirk 9); ties go to the lowest cluster index.
+    all clusters, reference quirk 9 in docs/methods/expedit.md); ties go to
+    the lowest cluster index.
 
     Args:
         metric: (B, H*W, D) distance features of the tokens (row-major).
@@ -506,14 +509,15 @@ def cluster_tokens(x: Tensor,
                    faithful: bool = False) -> Tuple[Tensor, Tensor]:
     """Group (H, W) patch tokens into an (h, w) grid of cluster tokens.
 
-    Locally constrained soft k-means (methods.md 2.1): centres start as the
-    adaptive average pool of ``x``; token t may only join clusters within
-    ``window_size // 2`` cells (rows and columns) of its initial cell (legacy
-    ``nearest`` upsampling of the cluster index map); forbidden pairs get
-    +1e16 on their distance. Each of the ``n_iters`` iterations computes
-    D = ||x_t||^2 + ||c_m||^2 - 2<c_m, x_t>, A = softmax(-temperature * D)
-    over clusters, and c_m = sum_t A_mt x_t / max(sum_t A_mt, 1e-16) with A
-    detached (gradients flow through the weighted sum only).
+    Locally constrained soft k-means (docs/methods/expedit.md#clustering):
+    centres start as the adaptive average pool of ``x``; token t may only
+    join clusters within ``window_size // 2`` cells (rows and columns) of its
+    initial cell (legacy ``nearest`` upsampling of the cluster index map);
+    forbidden pairs get +1e16 on their distance. Each of the ``n_iters``
+    iterations computes D = ||x_t||^2 + ||c_m||^2 - 2<c_m, x_t>,
+    A = softmax(-temperature * D) over clusters, and
+    c_m = sum_t A_mt x_t / max(sum_t A_mt, 1e-16) with A detached (gradients
+    flow through the weighted sum only).
 
     Args:
         x: (B, C, H, W) patch tokens (any float dtype; computed in fp32).
@@ -522,7 +526,8 @@ def cluster_tokens(x: Tensor,
         temperature: multiplies the distance (an inverse temperature).
         window_size: odd locality window side, in cells.
         faithful: hard labels as the reference (argmin over *all* clusters)
-            instead of over the allowed ones (methods.md 2.4 quirk 9).
+            instead of over the allowed ones
+            (docs/methods/expedit.md#quirks, quirk 9).
 
     Returns:
         ``(centers, hard_labels)``: centres (B, h*w, C) in row-major grid
@@ -560,12 +565,12 @@ def reconstruct_tokens(x_low: Tensor,
         faithful: raw reference arithmetic (sets both options below to
             False unless given).
         clamp_negative: clamp negative squared distances (float
-            cancellation) to 0 (methods.md 2.4 quirk 6); default
-            ``not faithful``.
+            cancellation) to 0 (docs/methods/expedit.md#quirks, quirk 6);
+            default ``not faithful``.
         subtract_min: subtract each row's minimum of temperature * S before
             exp, so that the nearest cluster gets weight 1 and rows never
-            underflow to all zeros (quirk 7; identical after normalisation);
-            default ``not faithful``.
+            underflow to all zeros (docs/methods/expedit.md#quirks, quirk 7;
+            identical after normalisation); default ``not faithful``.
 
     Returns:
         (B, N, C) tokens in the dtype of ``x_low``. Gradients flow to all
@@ -742,7 +747,8 @@ def _topk_rows(sq: Tensor, k: int, temperature: float, clamp: bool,
         if clamp:
             top = top.clamp(min=0)
     logits = -temperature * top
-    if shift:  # the nearest cluster gets weight 1 (quirk 7)
+    if shift:
+        # the nearest cluster gets weight 1 (docs/methods/expedit.md, quirk 7)
         logits = logits - logits[..., :1].detach()
     vals = logits.exp()
     if k_eff > k and temperature != 0:
@@ -756,17 +762,18 @@ def cluster_flops(num_tokens: int, num_clusters: int, channels: int,
                   n_iters: int = 5, num_pairs: Optional[int] = None,
                   metric_channels: Optional[int] = None,
                   hard_labels: bool = True) -> int:
-    """Multiply-adds of one clustering call for one image (methods.md 1.5).
+    """Multiply-adds of one clustering call for one image
+    (docs/methods/flops_and_speed.md#what-is-counted).
 
     Pooling N*C; per iteration P*C (distances) + P (softmax) + P*C (centre
     update); one more distance pass for the hard labels (left out with
     ``hard_labels=False``: the token stages skip it). P is the number of
-    (token, cluster) pairs evaluated: M*N in methods.md's dense formula, or
-    the allowed pairs only (``window_candidates(...)[1].sum()``) for the
-    windowed implementation. With separate distance features of
-    ``metric_channels`` D (:func:`cluster_tokens_with_metric`), distances
-    cost P*D, both centre sets are pooled and updated, and preparing the
-    features costs N*D.
+    (token, cluster) pairs evaluated: M*N in the dense formula of
+    docs/methods/flops_and_speed.md, or the allowed pairs only
+    (``window_candidates(...)[1].sum()``) for the windowed implementation.
+    With separate distance features of ``metric_channels`` D
+    (:func:`cluster_tokens_with_metric`), distances cost P*D, both centre
+    sets are pooled and updated, and preparing the features costs N*D.
     """
     N, M, C = num_tokens, num_clusters, channels
     P = M * N if num_pairs is None else num_pairs
@@ -780,10 +787,10 @@ def cluster_flops(num_tokens: int, num_clusters: int, channels: int,
 
 def reconstruct_flops(num_tokens: int, num_clusters: int, channels: int,
                       k: int = 20, dense_product: bool = True) -> int:
-    """Multiply-adds of one reconstruction for one image (methods.md 1.5):
-    N*M*C distances + N*M for exp and top-k + the product, N*M*C in
-    methods.md's dense formula or N*k*C on the kept entries
-    (``dense_product=False``)."""
+    """Multiply-adds of one reconstruction for one image
+    (docs/methods/flops_and_speed.md#what-is-counted): N*M*C distances +
+    N*M for exp and top-k + the product, N*M*C in the dense formula or
+    N*k*C on the kept entries (``dense_product=False``)."""
     N, M, C = num_tokens, num_clusters, channels
     kk = M if (dense_product or k < 0) else min(k, M)
     return N * M * C + N * M + N * kk * C

@@ -1,6 +1,7 @@
 """Saliency metrics (MAE, max F-beta, IoU, pixel accuracy) as numpy functions.
 
-Definitions (docs/saliency.md has the full text; methods.md §8.3 / §8.4):
+Definitions (docs/saliency.md has the full text; docs/methods/metrics.md,
+both saliency protocols):
 
 * Inputs per image: a prediction ``p`` (H, W) of floats in [0, 1] and a
   ground truth ``g`` (H, W) of booleans; optionally a boolean ``valid`` mask
@@ -16,10 +17,12 @@ Definitions (docs/saliency.md has the full text; methods.md §8.3 / §8.4):
   prediction; R = TP / (TP + FN) with R := 1 for an empty ground truth.
 * **F-beta** = (1 + b2) P R / (b2 P + R) with b2 = beta^2 = 0.3; F := 0 where
   b2 P + R = 0 (P = R = 0), so nothing is ever NaN.
-* **max F**, ``protocol='sod'`` (default; salient-object protocol, §8.4):
-  average P and R over images per threshold first, then F of the means,
-  then the maximum over thresholds. ``protocol='per_image'`` (§8.3, TokenCut):
-  F per image and threshold, averaged over images, then the maximum.
+* **max F**, ``protocol='sod'`` (default; salient-object protocol,
+  docs/methods/metrics.md#saliency-salient-object-protocol): average P and R
+  over images per threshold first, then F of the means, then the maximum
+  over thresholds. ``protocol='per_image'``
+  (docs/methods/metrics.md#saliency-per-image-protocol, TokenCut): F per
+  image and threshold, averaged over images, then the maximum.
 * **IoU and Acc** at threshold 0.5 with the strict rule p > 0.5 (the same
   strict float32 rule as the PR curve), per image, averaged over images. IoU =
   TP / (TP + FP + FN) and := ``empty_iou`` (default 1.0: a correct empty
@@ -79,7 +82,8 @@ def _threshold_bins(pred32: np.ndarray) -> np.ndarray:
 
 
 def min_max_normalize(pred: np.ndarray) -> np.ndarray:
-    """Min-max normalise one map to [0, 1] (methods.md §8.4, optional).
+    """Min-max normalise one map to [0, 1]
+    (docs/methods/metrics.md#saliency-salient-object-protocol, optional).
 
     Args:
         pred: (H, W) float map (any range, finite).

@@ -4,7 +4,7 @@ import os.path as osp
 from typing import Optional
 
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 
 
 class ConfigKeyError(KeyError):
@@ -79,7 +79,6 @@ def load_config(path: str, cfg_options: Optional[dict] = None,
 
 def add_common_args(parser) -> None:
     """``--cfg-options``, ``--launcher`` and ``--local_rank`` (mmseg tools)."""
-    from mmengine.config import DictAction
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config settings, xxx=yyy (top-level keys must exist)')

@@ -66,6 +66,7 @@ val_dataloader = dict(
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 # protocol='sod': precision/recall averaged over images before F (default);
-# protocol='per_image': F per image then averaged (TokenCut, methods.md §8.3)
+# protocol='per_image': F per image then averaged (TokenCut,
+# docs/methods/metrics.md#saliency-per-image-protocol)
 val_evaluator = dict(type='SaliencyMetric', protocol='sod')
 test_evaluator = val_evaluator

@@ -1,6 +1,7 @@
 # COCO20k: 19,817 COCO train2014 images listed in the TokenCut / LOST file
 # coco_20k_filenames.txt (one file name per line; put it in data_root),
-# boxes from instances_train2014.json without crowd boxes (methods.md §5.1).
+# boxes from instances_train2014.json without crowd boxes
+# (docs/methods/tokencut.md#corloc-data).
 dataset_type = 'COCO20kDataset'
 data_root = 'data/coco'
 discovery_meta_keys = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape',

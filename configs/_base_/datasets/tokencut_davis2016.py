@@ -1,8 +1,9 @@
 # DAVIS 2016 val (20 sequences, 480p; Perazzi et al., CVPR 2016) for
-# TokenCut video (methods.md §5.3): frames resized to a short side of 320
-# (multiple of the patch size, Lanczos), one graph per sequence; IoU per
-# frame, averaged per sequence, then over sequences. Optional optical-flow
-# renderings (e.g. RAFT) in flow_dir, one image per frame.
+# TokenCut video (docs/methods/tokencut.md#video-mode): frames resized to a
+# short side of 320 (multiple of the patch size, Lanczos), one graph per
+# sequence; IoU per frame, averaged per sequence, then over sequences.
+# Optional optical-flow renderings (e.g. RAFT) in flow_dir, one image per
+# frame.
 dataset_type = 'VideoFramesDataset'
 data_root = 'data/DAVIS'
 size_divisor = 16

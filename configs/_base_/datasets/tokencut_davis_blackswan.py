@@ -2,7 +2,7 @@
 # ../shared/data/davis2016_video: one item per sequence, frames resized to a
 # short side of 320 rounded to the patch size (the reference's video
 # setting), masks scored at 854x480: IoU per frame, averaged per sequence,
-# with the centred-box baseline (methods.md §5.3).
+# with the centred-box baseline (docs/methods/tokencut.md#video-mode).
 # Official DAVIS 2016 val: data_root='data/DAVIS', sequences from
 # ImageSets, img_dir='JPEGImages/480p/{seq}', ann_dir='Annotations/480p/{seq}'.
 dataset_type = 'VideoFramesDataset'

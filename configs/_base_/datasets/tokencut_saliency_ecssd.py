@@ -1,6 +1,7 @@
-# ECSSD (Yan et al., CVPR 2013; 1,000 images) for TokenCut's saliency mode (methods.md §5.2):
-# Lanczos resize to multiples of the patch size, no padding; masks scored at
-# the original size with the per-image protocol (methods.md §8.3).
+# ECSSD (Yan et al., CVPR 2013; 1,000 images) for TokenCut's saliency mode
+# (docs/methods/tokencut.md#saliency-mode): Lanczos resize to multiples of
+# the patch size, no padding; masks scored at the original size with the
+# per-image protocol (docs/methods/metrics.md#saliency-per-image-protocol).
 # Patch size 16 (DINO /16); /8 configs redefine test_pipeline.
 dataset_type = 'SaliencyDataset'
 data_root = 'data/ECSSD'

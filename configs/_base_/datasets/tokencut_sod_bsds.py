@@ -3,7 +3,7 @@
 # full-resolution images (zero-padded to the patch size by the model), one
 # ground-truth box per image = the box of the whole mask. Scores CorLoc (with
 # the centred-box baseline) and, on the seed component's mask, the per-image
-# saliency metrics (methods.md §8.3).
+# saliency metrics (docs/methods/metrics.md#saliency-per-image-protocol).
 dataset_type = 'MaskBoxDataset'
 data_root = '../shared/data/sod_bsds'
 discovery_meta_keys = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape',

@@ -1,8 +1,10 @@
-# sod_bsds for TokenCut's saliency mode (methods.md §5.2): images resized with
-# Lanczos to (round(W/p) p, round(H/p) p), no padding; the mask is predicted
-# at the original size (nearest upsampling of the seed's component, or the
+# sod_bsds for TokenCut's saliency mode
+# (docs/methods/tokencut.md#saliency-mode): images resized with Lanczos to
+# (round(W/p) p, round(H/p) p), no padding; the mask is predicted at the
+# original size (nearest upsampling of the seed's component, or the
 # bilateral solver's soft output) and scored with the per-image protocol
-# (methods.md §8.3: IoU / Acc at 0.5, maxF beta^2 = 0.3 averaged per image).
+# (docs/methods/metrics.md#saliency-per-image-protocol: IoU / Acc at 0.5,
+# maxF beta^2 = 0.3 averaged per image).
 # Patch size 14 here; configs for /16 or /8 backbones redefine test_pipeline.
 dataset_type = 'SaliencyDataset'
 data_root = '../shared/data/sod_bsds'

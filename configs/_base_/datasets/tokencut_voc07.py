@@ -1,7 +1,8 @@
 # PASCAL VOC2007 trainval (5,011 images) for single-object discovery (CorLoc,
-# methods.md §5.1 / §8.2). data_root = VOCdevkit/VOC2007; boxes from the XML
-# files (1-based: xmin - 1, ymin - 1). no_hard=True is the paper's optional
-# setting (drop difficult / truncated objects, skip images left empty).
+# docs/methods/tokencut.md#corloc-data, docs/methods/metrics.md#corloc).
+# data_root = VOCdevkit/VOC2007; boxes from the XML files (1-based:
+# xmin - 1, ymin - 1). no_hard=True is the paper's optional setting (drop
+# difficult / truncated objects, skip images left empty).
 dataset_type = 'VOCDiscoveryDataset'
 data_root = 'data/VOCdevkit/VOC2007'
 discovery_meta_keys = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape',

@@ -6,7 +6,8 @@
 # LayerNorm eps 1e-5 as Segmenter). Images are normalised with mean = std =
 # 127.5 (Segmenter's "vit" normalisation). Dataset configs set num_classes,
 # img_size (the position table of the checkpoint: the training crop / 16) and
-# the sliding-window test crop / stride of methods.md 2.3.
+# the sliding-window test crop / stride of
+# docs/methods/expedit.md#segmenter-baseline.
 data_preprocessor = dict(
     type='SegDataPreProcessor', mean=[127.5, 127.5, 127.5],
     std=[127.5, 127.5, 127.5], bgr_to_rgb=True, pad_val=0, seg_pad_val=255)

@@ -1,3 +1,6 @@
+from .discovery import LoadVideoFrames, PackVideoInputs, ResizeToMultiple
 from .loading import LoadBinaryMask
 
-__all__ = ['LoadBinaryMask']
+__all__ = [
+    'LoadBinaryMask', 'ResizeToMultiple', 'LoadVideoFrames', 'PackVideoInputs'
+]

@@ -1,12 +1,12 @@
 """CorLoc: correct localisation rate of single-object discovery
-(methods.md §8.2)."""
+(docs/methods/metrics.md#corloc)."""
 from typing import Dict, Optional, Sequence
 
 import numpy as np
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
-from vtseg.functional.ncut import centered_box, corloc_iou
+from vtseg.functional.normalized_cut import centered_box, corloc_iou
 from vtseg.registry import METRICS
 
 __all__ = ['CorLocMetric']

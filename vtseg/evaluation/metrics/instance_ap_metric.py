@@ -14,7 +14,10 @@ from pycocotools.cocoeval import COCOeval
 from vtseg.registry import METRICS
 from vtseg.utils.coco_export import dump_coco_json, instances_to_coco
 
-__all__ = ['InstanceMaskAPMetric', 'instance_masks_from_ids']
+__all__ = [
+    'InstanceMaskAPMetric', 'instance_masks_from_ids',
+    'boxes_from_instance_masks'
+]
 
 
 def instance_masks_from_ids(ids: np.ndarray,
@@ -45,7 +48,9 @@ def _np(x):
     return np.asarray(x)
 
 
-def _boxes_from_masks(masks: np.ndarray) -> np.ndarray:
+def boxes_from_instance_masks(masks: np.ndarray) -> np.ndarray:
+    """(K, H, W) bool instance masks -> (K, 4) float64 [x1, y1, x2, y2]
+    pixel boxes (0-based, half-open); an empty mask gives zeros."""
     out = np.zeros((len(masks), 4), np.float64)
     for i, m in enumerate(masks):
         ys, xs = np.nonzero(m)
@@ -142,11 +147,11 @@ class InstanceMaskAPMetric(BaseMetric):
                 scores = np.ones(len(masks), np.float32)
             boxes = _np(_get(pred, 'bboxes'))
             if boxes is None:
-                boxes = _boxes_from_masks(masks)
+                boxes = boxes_from_instance_masks(masks)
             self.results.append(
                 dict(file_name=osp.basename(_get(meta, 'img_path', path)),
                      height=ids.shape[0], width=ids.shape[1],
-                     gt_masks=gt, gt_boxes=_boxes_from_masks(gt),
+                     gt_masks=gt, gt_boxes=boxes_from_instance_masks(gt),
                      masks=masks, scores=scores.astype(np.float32),
                      bboxes=boxes.astype(np.float64)))
 

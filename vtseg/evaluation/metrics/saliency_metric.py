@@ -57,13 +57,15 @@ class SaliencyMetric(BaseMetric):
     Args:
         protocol: ``'sod'`` (default: mean precision and recall over images,
             then F, then max over the 255 thresholds) or ``'per_image'``
-            (methods.md §8.3: F per image averaged, then max).
+            (docs/methods/metrics.md#saliency-per-image-protocol: F per
+            image averaged, then max).
         pred_key: data-sample field holding the prediction.
         activation: see above.
         fg_channel: foreground channel for ``'softmax'`` / ``'none'``
             (``'auto'`` with two channels uses 1).
         min_max_normalize: min-max normalise each map before scoring
-            (methods.md §8.4; off by default).
+            (docs/methods/metrics.md#saliency-salient-object-protocol; off
+            by default).
         threshold: IoU / Acc binarisation, pred > threshold.
         empty_iou: IoU when prediction and ground truth are both empty
             (1.0); ``None`` leaves such images out of the IoU mean.

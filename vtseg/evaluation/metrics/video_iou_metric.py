@@ -1,5 +1,6 @@
 """Video object segmentation IoU: per frame, averaged within each sequence,
-then over sequences (methods.md §5.3 step 5, §8.5)."""
+then over sequences (docs/methods/tokencut.md#video-mode step 5,
+docs/methods/metrics.md#other-metrics)."""
 import os.path as osp
 from collections import defaultdict
 from typing import Dict, Optional, Sequence

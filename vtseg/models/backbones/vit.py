@@ -6,188 +6,46 @@ Layout and parameter names follow timm's ``vision_transformer.py``
 ``norm``), so timm / DINO / DINOv2 / mmseg / Segmenter checkpoints convert by
 renaming only (``tools/model_converters``).
 
-Extension points (see ``docs/backbone.md``):
+Extension points (docs/backbone.md):
 
 1. ``token_stages``: modules (:class:`~vtseg.models.reducers.BaseTokenStage`)
-   that run after a given block and may replace the token set; the record
-   passed between blocks is a :class:`~vtseg.models.utils.TokenGrid`.
-2. output restoration: a stage with ``after_block=None`` rebuilds the full
-   (H, W) grid for every output level taken while tokens are reduced (or
-   hands the level to the decode head as a
-   :class:`~vtseg.models.utils.ClusteredFeatureMap` to rebuild there).
-3. pruning masks: ``grid.keep`` (B, N) becomes a key mask inside attention,
-   and pruned rows are zeroed after each block.
-4. :meth:`ViT.forward_features` returns, besides the output maps, the tokens
+   that run after a block, or between a block's attention and MLP with the
+   block's keys, and may change the token set. The record passed between
+   blocks is a :class:`~vtseg.models.utils.TokenGrid` (tokens, their
+   original patches, a validity mask, sizes, an attention bias and a stack
+   of restore states).
+2. output restoration: output levels taken while the token set is changed
+   are mapped back to the full (H, W) grid by unwinding the restore stack
+   (output restorers, ``after_block=None``, and the states' own undo), or
+   handed to the decode head as a
+   :class:`~vtseg.models.utils.ClusteredFeatureMap`.
+3. ``valid`` masks: padding / pruned tokens are masked as keys inside
+   attention and their rows are zeroed after each block; ``attn_bias`` adds
+   a float bias (e.g. proportional attention).
+4. injectable layers: ``block_cfg`` / ``attn_cfg`` choose the block and
+   attention classes from the registry; ``window_size`` / ``global_blocks``
+   make blocks windowed (ViTDet); ``with_cp`` checkpoints activations.
+5. :meth:`ViT.forward_features` returns, besides the output maps, the tokens
    and the attention q / k / v of any requested block (TokenCut uses the
    last block's keys).
 """
+import copy
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
-from mmcv.cnn.bricks.drop import DropPath
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
 from vtseg.registry import MODELS
+from ..layers import PatchEmbed, init_transformer_weights, resize_pos_embed
+from ..reducers.base import BaseTokenStage
 from ..utils import ClusteredFeatureMap, TokenGrid
+from ..utils.checkpoint import load_pretrained_strict
 
-
-class PatchEmbed(nn.Module):
-    """Non-overlapping patch projection; pads bottom/right to a multiple of
-    the patch size with zeros (in normalised pixel space).
-
-    Args:
-        patch_size: patch side p in pixels.
-        in_channels: input channels.
-        embed_dims: output channels C.
-    """
-
-    def __init__(self, patch_size: int, in_channels: int, embed_dims: int):
-        super().__init__()
-        self.patch_size = patch_size
-        self.proj = nn.Conv2d(in_channels, embed_dims, patch_size, patch_size)
-
-    def forward(self, x: Tensor) -> Tuple[Tensor, Tuple[int, int]]:
-        """(B, 3, H_img, W_img) -> ((B, H*W, C), (H, W))."""
-        p = self.patch_size
-        h_img, w_img = x.shape[-2:]
-        pad_h = (p - h_img % p) % p
-        pad_w = (p - w_img % p) % p
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h))
-        x = self.proj(x)
-        hw = (x.shape[2], x.shape[3])
-        return x.flatten(2).transpose(1, 2), hw
-
-
-class Attention(nn.Module):
-    """Multi-head self-attention with a fused qkv projection."""
-
-    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True,
-                 attn_drop: float = 0.0, proj_drop: float = 0.0):
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f'embed_dims={dim} is not divisible by '
-                             f'num_heads={num_heads}')
-        self.num_heads = num_heads
-        self.head_dim = dim // num_heads
-        self.scale = self.head_dim**-0.5
-        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
-        self.attn_drop = attn_drop
-        self.proj = nn.Linear(dim, dim)
-        self.proj_drop = nn.Dropout(proj_drop)
-
-    def forward(self, x: Tensor, key_mask: Optional[Tensor] = None,
-                return_qkv: bool = False):
-        """
-        Args:
-            x: (B, T, C) tokens.
-            key_mask: (B, T) bool, False for keys that must be ignored.
-            return_qkv: also return (q, k, v), each (B, heads, T, C/heads),
-                q unscaled.
-
-        Returns:
-            (B, T, C), or ((B, T, C), (q, k, v)).
-        """
-        B, T, C = x.shape
-        qkv = self.qkv(x).reshape(B, T, 3, self.num_heads,
-                                  self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)
-        mask = None if key_mask is None else key_mask[:, None, None, :]
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask,
-            dropout_p=self.attn_drop if self.training else 0.0)
-        out = self.proj_drop(self.proj(out.transpose(1, 2).reshape(B, T, C)))
-        if return_qkv:
-            return out, (q, k, v)
-        return out
-
-
-class LayerScale(nn.Module):
-    """Per-channel scaling of a residual branch (CaiT / DINOv2)."""
-
-    def __init__(self, dim: int, init_value: float = 1e-5):
-        super().__init__()
-        self.gamma = nn.Parameter(init_value * torch.ones(dim))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x * self.gamma
-
-
-class Mlp(nn.Module):
-
-    def __init__(self, dim: int, hidden: int, drop: float = 0.0):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
-        self.drop = nn.Dropout(drop)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
-
-
-class Block(nn.Module):
-    """Pre-norm transformer block: x + LS(attn(LN(x))), x + LS(mlp(LN(x)))."""
-
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0,
-                 qkv_bias: bool = True, drop: float = 0.0,
-                 attn_drop: float = 0.0, drop_path: float = 0.0,
-                 layer_scale: Optional[float] = None, norm_eps: float = 1e-6):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
-        self.attn = Attention(dim, num_heads, qkv_bias, attn_drop, drop)
-        self.ls1 = LayerScale(dim, layer_scale) if layer_scale else \
-            nn.Identity()
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else \
-            nn.Identity()
-        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
-        self.ls2 = LayerScale(dim, layer_scale) if layer_scale else \
-            nn.Identity()
-
-    def forward(self, x: Tensor, key_mask: Optional[Tensor] = None,
-                return_qkv: bool = False):
-        """(B, T, C) -> (B, T, C) [, (q, k, v)]."""
-        attn = self.attn(self.norm1(x), key_mask, return_qkv)
-        if return_qkv:
-            attn, qkv = attn
-        x = x + self.drop_path(self.ls1(attn))
-        x = x + self.drop_path(self.ls2(self.mlp(self.norm2(x))))
-        return (x, qkv) if return_qkv else x
-
-
-def init_transformer_weights(module: nn.Module) -> None:
-    """timm / ViT initialisation: truncated-normal (std 0.02) linear weights,
-    zero biases, unit LayerNorms."""
-    for m in module.modules():
-        if isinstance(m, nn.Linear):
-            trunc_normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-
-
-def resize_pos_embed(pos_embed: Tensor, src_hw: Tuple[int, int],
-                     dst_hw: Tuple[int, int], mode: str = 'bicubic',
-                     antialias: bool = False) -> Tensor:
-    """Resize a (1, Hs*Ws, C) patch position table to (1, Hd*Wd, C).
-
-    Interpolation runs in fp32 with ``align_corners=False`` (the DINOv2 /
-    HF / mmseg convention); same size returns the input unchanged.
-    """
-    if tuple(src_hw) == tuple(dst_hw):
-        return pos_embed
-    C = pos_embed.shape[-1]
-    grid = pos_embed.reshape(1, src_hw[0], src_hw[1], C).permute(0, 3, 1, 2)
-    grid = F.interpolate(grid.float(), size=tuple(dst_hw), mode=mode,
-                         align_corners=False, antialias=antialias)
-    return grid.to(pos_embed.dtype).permute(0, 2, 3, 1).reshape(1, -1, C)
+__all__ = ['ViT']
 
 
 @MODELS.register_module()
@@ -219,11 +77,28 @@ class ViT(BaseModule):
         norm_eps: LayerNorm epsilon (1e-6 timm / DINO / DINOv2).
         out_indices: blocks whose outputs are returned as (B, C, H, W) maps.
         interpolate_mode: position table interpolation (``'bicubic'``).
-        token_stages: configs of token stages (extension point), see
+        token_stages: configs (or modules) of token stages, see
             :mod:`vtseg.models.reducers.base`.
         frozen_blocks: freeze the embeddings and the first ``frozen_blocks``
             blocks (-1: nothing frozen; ``depth``: everything, final norm
             included). Frozen parts stay in eval mode.
+        block_cfg: registry config of the block class (default
+            ``dict(type='ViTBlock')``); the ViT fills in the sizes.
+        attn_cfg: registry config of the attention class (default
+            ``dict(type='ViTAttention')``, or ``'WindowedAttention'`` when
+            ``window_size`` or ``use_rel_pos`` is set).
+        window_size: window side in patches for windowed attention (ViTDet);
+            an int for every block or a list with one entry per block; 0 =
+            global attention.
+        global_blocks: blocks that keep global attention whatever
+            ``window_size`` says (ViTDet: e.g. 2, 5, 8, 11 for ViT-B).
+        use_rel_pos: decomposed relative position bias in every block
+            (ViTDet / MViTv2); tables are sized for the window (windowed
+            blocks) or the pre-training grid (global blocks).
+        rel_pos_zero_init: zero-initialise the relative position tables.
+        with_cp: activation checkpointing of every block while training
+            (less memory, one extra forward per block in the backward pass);
+            a list of block indices checkpoints only those.
         init_cfg: mmengine init config; ``dict(type='Pretrained',
             checkpoint=..., prefix=...)`` loads **strictly** (missing,
             unexpected or mis-shaped keys raise an error naming them).
@@ -250,8 +125,16 @@ class ViT(BaseModule):
                  norm_eps: float = 1e-6,
                  out_indices: Union[int, Sequence[int]] = -1,
                  interpolate_mode: str = 'bicubic',
-                 token_stages: Optional[List[dict]] = None,
+                 token_stages: Optional[List[Union[dict,
+                                                   nn.Module]]] = None,
                  frozen_blocks: int = -1,
+                 block_cfg: Optional[dict] = None,
+                 attn_cfg: Optional[dict] = None,
+                 window_size: Union[int, Sequence[int]] = 0,
+                 global_blocks: Sequence[int] = (),
+                 use_rel_pos: bool = False,
+                 rel_pos_zero_init: bool = True,
+                 with_cp: Union[bool, Sequence[int]] = False,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         if isinstance(img_size, int):
@@ -274,6 +157,8 @@ class ViT(BaseModule):
         self.norm_outputs = norm_outputs
         self.interpolate_mode = interpolate_mode
         self.out_indices = self._resolve_indices(out_indices, 'out_indices')
+        self.window_sizes = self._window_sizes(window_size, global_blocks)
+        self.cp_blocks = self._cp_blocks(with_cp)
 
         self.patch_embed = PatchEmbed(patch_size, in_channels, embed_dims)
         self.cls_token = nn.Parameter(torch.zeros(
@@ -285,28 +170,21 @@ class ViT(BaseModule):
         self.pos_embed = nn.Parameter(torch.zeros(1, n_pos, embed_dims))
         self.pos_drop = nn.Dropout(drop_rate)
         dpr = torch.linspace(0, drop_path_rate, depth).tolist()
-        self.blocks = nn.ModuleList([
-            Block(embed_dims, num_heads, mlp_ratio, qkv_bias, drop_rate,
-                  attn_drop_rate, dpr[i], layer_scale, norm_eps)
-            for i in range(depth)
-        ])
+        attn_cfgs = self._attention_cfgs(attn_cfg, use_rel_pos,
+                                         rel_pos_zero_init)
+        self.blocks = nn.ModuleList()
+        for i in range(depth):
+            cfg = dict(block_cfg or dict(type='ViTBlock'))
+            cfg.update(dim=embed_dims, num_heads=num_heads,
+                       mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
+                       drop=drop_rate, attn_drop=attn_drop_rate,
+                       drop_path=dpr[i], layer_scale=layer_scale,
+                       norm_eps=norm_eps, attn_cfg=attn_cfgs[i])
+            self.blocks.append(MODELS.build(cfg))
         self.norm = nn.LayerNorm(embed_dims, eps=norm_eps) if final_norm \
             else None
 
-        self.token_stages = nn.ModuleList(
-            [MODELS.build(cfg) for cfg in (token_stages or [])])
-        self._stages_after: Dict[int, List[nn.Module]] = {}
-        self.output_restorer = None
-        for stage in self.token_stages:
-            if stage.after_block is None:
-                if self.output_restorer is not None:
-                    raise ValueError('at most one token stage may have '
-                                     'after_block=None (output restorer)')
-                self.output_restorer = stage
-                continue
-            idx = self._resolve_indices(stage.after_block,
-                                        f'{type(stage).__name__}.after_block')
-            self._stages_after.setdefault(idx[0], []).append(stage)
+        self.set_token_stages(token_stages or [])
         self.frozen_blocks = frozen_blocks
         self._freeze()
 
@@ -316,12 +194,84 @@ class ViT(BaseModule):
             indices = [indices]
         out = []
         for i in indices:
+            if isinstance(i, bool) or not isinstance(i, int):
+                raise ValueError(f'{name}: block index {i!r} is not an int')
             j = i + self.depth if i < 0 else i
             if not 0 <= j < self.depth:
                 raise ValueError(f'{name}: block index {i} is out of range '
                                  f'for depth {self.depth}')
             out.append(j)
         return out
+
+    def _window_sizes(self, window_size, global_blocks) -> List[int]:
+        if isinstance(window_size, int):
+            sizes = [window_size] * self.depth
+        else:
+            sizes = list(window_size)
+            if len(sizes) != self.depth:
+                raise ValueError(f'window_size has {len(sizes)} entries, '
+                                 f'expected one per block ({self.depth})')
+        if any(not isinstance(s, int) or s < 0 for s in sizes):
+            raise ValueError(f'window_size entries must be ints >= 0, got '
+                             f'{window_size!r}')
+        for i in self._resolve_indices(list(global_blocks), 'global_blocks'):
+            sizes[i] = 0
+        return sizes
+
+    def _cp_blocks(self, with_cp) -> frozenset:
+        if isinstance(with_cp, bool):
+            return frozenset(range(self.depth)) if with_cp else frozenset()
+        return frozenset(self._resolve_indices(list(with_cp), 'with_cp'))
+
+    def _attention_cfgs(self, attn_cfg, use_rel_pos,
+                        rel_pos_zero_init) -> List[Optional[dict]]:
+        """Per-block attention configs: ``attn_cfg`` as given, or
+        ``WindowedAttention`` for windowed / relative-position blocks."""
+        windowed = any(self.window_sizes) or use_rel_pos
+        if attn_cfg is None and not windowed:
+            return [None] * self.depth  # the block's default attention
+        cfgs = []
+        for i, ws in enumerate(self.window_sizes):
+            cfg = dict(attn_cfg or dict(type='WindowedAttention'))
+            if windowed:
+                cfg.update(window_size=ws, use_rel_pos=use_rel_pos,
+                           rel_pos_zero_init=rel_pos_zero_init,
+                           input_size=self.pos_hw)
+            cfgs.append(cfg)
+        return cfgs
+
+    def set_token_stages(self,
+                         stages: Sequence[Union[dict, nn.Module]]) -> None:
+        """Install token stages (configs or built modules; ``[]`` removes
+        them all), replacing any installed before.
+
+        Raises ``ValueError`` for block indices out of range and for
+        ``position='attn'`` stages in windowed blocks.
+        """
+        self.token_stages = nn.ModuleList([
+            s if isinstance(s, nn.Module) else MODELS.build(copy.deepcopy(s))
+            for s in stages
+        ])
+        self._stages_after: Dict[int, List[BaseTokenStage]] = {}
+        self._stages_mid: Dict[int, List[BaseTokenStage]] = {}
+        self.output_restorers: List[BaseTokenStage] = []
+        for stage in self.token_stages:
+            if not isinstance(stage, BaseTokenStage):
+                raise TypeError(f'token stage {type(stage).__name__} is not '
+                                'a BaseTokenStage')
+            name = f'{type(stage).__name__}.after_block'
+            if stage.after_block is None:
+                self.output_restorers.append(stage)
+                continue
+            table = self._stages_mid if stage.position == 'attn' else \
+                self._stages_after
+            for i in self._resolve_indices(stage.blocks, name):
+                if stage.position == 'attn' and self.window_sizes[i]:
+                    raise ValueError(
+                        f"{type(stage).__name__}(position='attn') cannot "
+                        f'run inside block {i}: it uses windowed attention '
+                        '(token stages need global blocks)')
+                table.setdefault(i, []).append(stage)
 
     def _freeze(self):
         if self.frozen_blocks < 0:
@@ -346,7 +296,6 @@ class ViT(BaseModule):
     def init_weights(self):
         cfg = self.init_cfg
         if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-            from vtseg.models.utils.checkpoint import load_pretrained_strict
             load_pretrained_strict(self, cfg['checkpoint'],
                                    prefix=cfg.get('prefix', ''))
             self._is_init = True
@@ -358,6 +307,10 @@ class ViT(BaseModule):
             if self.reg_token is not None:
                 nn.init.normal_(self.reg_token, std=1e-6)
             init_transformer_weights(self)
+            for blk in self.blocks:  # e.g. relative position tables
+                reset = getattr(blk.attn, 'reset_rel_pos', None)
+                if reset is not None:
+                    reset()
             self._is_init = True
             return
         super().init_weights()
@@ -391,38 +344,102 @@ class ViT(BaseModule):
             x = torch.cat(prefix + [x], dim=1)
         return TokenGrid(x=self.pos_drop(x), hw=hw, n_prefix=self.n_prefix)
 
-    def _key_mask(self, grid: TokenGrid) -> Optional[Tensor]:
-        if grid.keep is None:
-            return None
-        prefix = grid.keep.new_ones(grid.keep.shape[0], grid.n_prefix)
-        return torch.cat([prefix, grid.keep], dim=1)
+    def _restore_output(self, grid: TokenGrid, x: Tensor, block_idx: int,
+                        transform):
+        """Unwind the restore stack for one output level: (B, T, C)
+        normalised tokens -> (B, n_prefix + H*W, C) tokens (or the tokens
+        of the regular grid where unwinding stops, with that grid), or a
+        :class:`ClusteredFeatureMap`. ``transform`` is the level's norm
+        (None: none), for states that put back stored tokens."""
+        while grid.restores:
+            state = grid.restores[-1]
+            restorer = next(
+                (r for r in self.output_restorers if r.restores(state)),
+                None)
+            if restorer is not None:
+                grid, x = restorer.restore(grid, x)
+                if isinstance(x, ClusteredFeatureMap):
+                    if grid.restores:
+                        raise RuntimeError(
+                            f'{type(restorer).__name__} hands output level '
+                            f'{block_idx} to the decode head, but '
+                            f'{grid.restores[-1].owner} changed the tokens '
+                            'before it: the head cannot undo that '
+                            "(use restore='backbone')")
+                    return grid, x
+            elif state.can_undo:
+                grid, x = grid.undo_top(x, transform)
+            else:
+                break
+        if grid.restores and grid.reduced_hw is None:
+            raise RuntimeError(
+                f'output of block {block_idx} is requested while the token '
+                f'set is changed by {grid.restores[-1].owner}, but no output '
+                'restorer (token stage with after_block=None) undoes it and '
+                'the tokens form no regular grid')
+        return grid, x
 
-    def _output_map(self, grid: TokenGrid, block_idx: int) -> Tensor:
+    def _output_map(self, grid: TokenGrid, block_idx: int):
         """Output level of block ``block_idx`` as (B, C, H, W) (or a
         :class:`ClusteredFeatureMap` of that shape, see token stages)."""
         x = grid.x
-        if self.norm is not None and (self.norm_outputs == 'all'
-                                      or block_idx == self.depth - 1):
-            x = self.norm(x)
-        hw = grid.hw
-        if grid.is_reduced or grid.restore is not None:
-            if self.output_restorer is not None:
-                x = self.output_restorer.restore(grid, x)
-                if isinstance(x, ClusteredFeatureMap):
-                    return x  # rebuilt by the decode head
-            elif grid.reduced_hw is not None:
-                hw = grid.reduced_hw
-            else:
-                raise RuntimeError(
-                    f'output of block {block_idx} is requested while the '
-                    'token set is reduced, but no output restorer '
-                    '(token stage with after_block=None) is configured and '
-                    'the reduced tokens form no regular grid')
+        norm = self.norm if self.norm is not None and (
+            self.norm_outputs == 'all' or block_idx == self.depth - 1) \
+            else None
+        if norm is not None:
+            x = norm(x)
+        if grid.restores:
+            grid, x = self._restore_output(grid, x, block_idx, norm)
+            if isinstance(x, ClusteredFeatureMap):
+                return x  # rebuilt by the decode head
+        hw = grid.reduced_hw if grid.restores else grid.hw
         patches = x[:, grid.n_prefix:]
         B, N, C = patches.shape
         if N != hw[0] * hw[1]:
             raise RuntimeError(f'cannot view {N} tokens as a {hw} grid')
         return patches.transpose(1, 2).reshape(B, C, hw[0], hw[1])
+
+    def _run_block(self, i: int, blk: nn.Module, grid: TokenGrid,
+                   return_qkv: bool):
+        """Block i on the grid, with its ``position='attn'`` stages between
+        attention and MLP. Returns (grid, qkv or None)."""
+        key_mask = grid.key_mask()
+        layout = grid.layout
+        if self.window_sizes[i] and layout is None:
+            raise RuntimeError(
+                f'block {i} uses windowed attention, which needs the patch '
+                'tokens on a regular grid, but '
+                f'{grid.restores[-1].owner if grid.restores else "a stage"} '
+                'made them irregular (pruned / packed / merged); restore '
+                'them before this block or make it global (global_blocks)')
+        args = (key_mask, grid.attn_bias, layout, grid.n_prefix)
+        cp = i in self.cp_blocks and self.training and torch.is_grad_enabled()
+        mids = self._stages_mid.get(i)
+        qkv = None
+        if mids is None:
+            if cp:
+                res = checkpoint(blk, grid.x, *args, return_qkv,
+                                 use_reentrant=False)
+            else:
+                res = blk(grid.x, *args, return_qkv)
+            if return_qkv:
+                res, qkv = res
+        else:
+            if cp:
+                x, qkv = checkpoint(blk.attention_residual, grid.x, *args,
+                                    True, use_reentrant=False)
+            else:
+                x, qkv = blk.attention_residual(grid.x, *args, True)
+            grid.x = x
+            for stage in mids:
+                grid = stage(grid, block=i, keys=qkv[1])
+            key_mask = grid.key_mask()
+            res = checkpoint(blk.mlp_residual, grid.x, use_reentrant=False) \
+                if cp else blk.mlp_residual(grid.x)
+        if key_mask is not None:  # padding / pruned rows stay zero
+            res = res * key_mask[..., None].to(res.dtype)
+        grid.x = res
+        return grid, qkv
 
     def forward_features(self,
                          inputs: Tensor,
@@ -442,9 +459,10 @@ class ViT(BaseModule):
 
         Returns:
             dict with ``outs`` (list of (B, C, H, W) maps, one per out index),
-            ``qkv`` ({block: (q, k, v)}, each (B, heads, T, C/heads)),
-            ``tokens`` ({block: (B, T, C)}), ``hw`` ((H, W) patch grid),
-            ``n_prefix`` and ``grid`` (the final TokenGrid).
+            ``qkv`` ({block: (q, k, v)}, each (B, heads, T, C/heads), taken
+            before the block's ``position='attn'`` stages), ``tokens``
+            ({block: (B, T, C)}), ``hw`` ((H, W) patch grid), ``n_prefix``
+            and ``grid`` (the final TokenGrid).
         """
         outs_idx = self.out_indices if out_indices is None else \
             self._resolve_indices(list(out_indices), 'out_indices')
@@ -460,13 +478,9 @@ class ViT(BaseModule):
         for i, blk in enumerate(self.blocks):
             if i > last:
                 break
-            key_mask = self._key_mask(grid)
-            res = blk(grid.x, key_mask, return_qkv=i in qkv_idx)
+            grid, qkv = self._run_block(i, blk, grid, i in qkv_idx)
             if i in qkv_idx:
-                res, qkvs[i] = res
-            if key_mask is not None:  # pruned rows stay zero
-                res = res * key_mask[..., None].to(res.dtype)
-            grid.x = res
+                qkvs[i] = qkv
             if i in tok_idx:
                 tokens[i] = grid.x
             # The output of block i is taken before the stages that run
@@ -474,7 +488,7 @@ class ViT(BaseModule):
             if i in outs_idx:
                 outs[i] = self._output_map(grid, i)
             for stage in self._stages_after.get(i, ()):
-                grid = stage(grid)
+                grid = stage(grid, block=i)
         return dict(outs=[outs[i] for i in outs_idx], qkv=qkvs,
                     tokens=tokens, hw=hw, n_prefix=self.n_prefix, grid=grid)
 

@@ -20,12 +20,13 @@ input; 4 levels: 1.75 px, 128x128).
 :class:`ConnNetHead` predicts ``K * 8 * len(dilations)`` connectivity logits
 (K = 1 for binary / salient segmentation), trains them with
 :class:`~vtseg.models.losses.ConnectivityLoss` after bilinear upsampling to
-label size (methods.md §6.3) and decodes at test time by sigmoid + bilateral
-voting at input size. For the one-class case the continuous voted map F is
-returned as the logit ``log(F / (1 - F))`` (F clamped to [1e-6, 1 - 1e-6]),
-so mmseg's ``EncoderDecoder`` (which applies a sigmoid to one-channel
-outputs) stores F itself in ``seg_logits`` and ``pred_sem_seg = F > 0.5``
-with ``threshold=0.5``: the head is a drop-in mmseg decode head.
+label size (docs/methods/connectivity.md#losses) and decodes at test time by
+sigmoid + bilateral voting at input size. For the one-class case the
+continuous voted map F is returned as the logit ``log(F / (1 - F))`` (F
+clamped to [1e-6, 1 - 1e-6]), so mmseg's ``EncoderDecoder`` (which applies a
+sigmoid to one-channel outputs) stores F itself in ``seg_logits`` and
+``pred_sem_seg = F > 0.5`` with ``threshold=0.5``: the head is a drop-in
+mmseg decode head.
 """
 from typing import List, Optional, Sequence, Tuple
 
@@ -233,9 +234,9 @@ class _ConnectivityOutputs:
 @MODELS.register_module()
 class ConnNetHead(_ConnectivityOutputs, CascadeRelationHead):
     """Connectivity head: the :class:`CascadeRelationHead` body predicting
-    ``K * 8 * len(dilations)`` link logits (methods.md §6), channel
-    ``(k * J + j) * 8 + d`` as in
-    :func:`vtseg.functional.mask_to_connectivity`.
+    ``K * 8 * len(dilations)`` link logits
+    (docs/methods/connectivity.md#labels), channel ``(k * J + j) * 8 + d`` as
+    in :func:`vtseg.functional.mask_to_connectivity`.
 
     Configure binary / salient segmentation with ``num_classes=2,
     out_channels=1, threshold=0.5`` (K = 1: links of the foreground) and
@@ -257,7 +258,7 @@ class ConnNetHead(_ConnectivityOutputs, CascadeRelationHead):
 
     Args:
         dilations: link distances (``(1,)``: the 8-neighbourhood; extra
-            dilations are experimental, methods.md §6.1).
+            dilations are experimental, docs/methods/connectivity.md#labels).
         decode: see above; None picks ``'soft'`` for one class and
             ``'multiclass'`` otherwise.
         **kwargs: :class:`CascadeRelationHead` args.

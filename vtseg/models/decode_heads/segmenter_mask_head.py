@@ -20,7 +20,7 @@ from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from torch import Tensor
 
 from vtseg.registry import MODELS
-from ..backbones.vit import Block, init_transformer_weights
+from ..layers import Block, init_transformer_weights
 
 __all__ = ['SegmenterMaskHead']
 

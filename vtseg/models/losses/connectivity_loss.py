@@ -17,7 +17,8 @@ __all__ = ['ConnectivityLoss', 'BinaryMaskLoss']
 
 @MODELS.register_module()
 class ConnectivityLoss(nn.Module):
-    """BiconNet / DconnNet connectivity loss (methods.md §6.3).
+    """BiconNet / DconnNet connectivity loss
+    (docs/methods/connectivity.md#losses).
 
     Terms (each reported separately as ``<loss_name>_<term>``):
 

@@ -1,5 +1,5 @@
 """Expedit token stages: clustering after one block, reconstruction after a
-later block or at the backbone outputs (methods.md section 2).
+later block or at the backbone outputs (docs/methods/expedit.md).
 
 Both plug into :class:`vtseg.models.ViT` through ``token_stages``; any vtseg
 ViT model gains Expedit from its config alone::
@@ -51,13 +51,12 @@ from vtseg.functional.expedit import (cluster_flops, cluster_hard_labels,
                                       resolve_cluster_grid,
                                       window_candidates)
 from vtseg.registry import MODELS
-from vtseg.utils.flops import register_flop_formula
-from ..utils import ClusteredFeatureMap, TokenGrid
+from ..utils import ClusteredFeatureMap, RestoreState, TokenGrid
 from .base import BaseTokenStage
 
 __all__ = [
     'ExpeditState', 'TokenClustering', 'TokenReconstruction',
-    'expedit_token_stages'
+    'expedit_token_stages', 'expedit_levels'
 ]
 
 _DISTANCES = ('raw', 'layernorm', 'l2')
@@ -67,8 +66,8 @@ GridSpec = Union[int, float, Sequence[int]]
 
 
 @dataclass
-class ExpeditState:
-    """What the clustering step leaves in ``TokenGrid.restore``.
+class ExpeditState(RestoreState):
+    """What one clustering pushes on the grid's restore stack.
 
     Attributes:
         feat_before: (B, N, D) distance features of the patch tokens at
@@ -79,14 +78,15 @@ class ExpeditState:
             'relative'``), else None.
         after_block: the clustering stage's ``after_block``.
         hw: (H, W) layout of the N tokens that were clustered: the patch
-            grid, or the parent's cluster grid for a nested clustering.
-        parent: the state of the clustering whose clusters this one
-            clustered again (nested clustering), else None.
+            grid, or the cluster grid of an earlier clustering (nested).
         window_size, faithful: the clustering's, for :attr:`hard_labels`.
         labels: (B, N) hard labels if already computed, else None.
+        owner: stage name for error messages.
 
     :attr:`hard_labels` ((B, N) int64, nearest centre of each token) is
-    computed on first use: only naive unpooling needs it.
+    computed on first use: only naive unpooling needs it. A clustering has
+    no default undo: a :class:`TokenReconstruction` restores it (without
+    one, outputs stay on the cluster grid).
     """
     feat_before: Tensor
     feat_after: Tensor
@@ -94,10 +94,10 @@ class ExpeditState:
     scale: Optional[Tensor] = None
     after_block: Optional[int] = None
     hw: Optional[Tuple[int, int]] = None
-    parent: Optional['ExpeditState'] = None
     window_size: int = 5
     faithful: bool = False
     labels: Optional[Tensor] = None
+    owner: str = 'TokenClustering'
 
     @property
     def hard_labels(self) -> Tensor:
@@ -109,14 +109,16 @@ class ExpeditState:
                 self.window_size, self.faithful)
         return self.labels
 
-    def levels(self) -> List['ExpeditState']:
-        """This state and its ancestors, innermost (latest) first: the
-        order in which a reconstruction undoes them."""
-        chain, state = [], self
-        while state is not None:
-            chain.append(state)
-            state = state.parent
-        return chain
+
+def expedit_levels(grid: TokenGrid) -> List[ExpeditState]:
+    """The clusterings on top of ``grid``'s restore stack, innermost
+    (latest) first: the states a reconstruction undoes, in that order."""
+    levels = []
+    for state in reversed(grid.restores):
+        if not isinstance(state, ExpeditState):
+            break
+        levels.append(state)
+    return levels
 
 
 def _check_grid_spec(grid: GridSpec, owner: str) -> None:
@@ -150,11 +152,13 @@ class TokenClustering(BaseTokenStage):
     """Cluster the patch tokens into an (h, w) grid after a block.
 
     Prefix tokens (cls, registers) pass through unchanged. The clustering
-    state goes to ``grid.restore`` (an :class:`ExpeditState`) and
-    ``grid.reduced_hw`` is set to (h, w). On tokens that an earlier
+    state (an :class:`ExpeditState`) is pushed on the grid's restore stack,
+    ``grid.reduced_hw`` is set to (h, w) and ``grid.index`` to -1 (cluster
+    tokens stand for several patches). On tokens that an earlier
     ``TokenClustering`` already clustered (no reconstruction in between) it
-    clusters that (h', w') cluster grid again and links the two states
-    (nested clustering); ``grid`` is then relative to (h', w').
+    clusters that (h', w') cluster grid again, pushing a second state
+    (nested clustering); ``grid`` is then relative to (h', w'). Irregular
+    token sets (pruned, packed, merged) are refused.
 
     Args:
         after_block: block after which to cluster (0-based; negative from the
@@ -165,7 +169,8 @@ class TokenClustering(BaseTokenStage):
         n_iters: soft k-means iterations.
         temperature: inverse temperature t in softmax(-t * distance).
         window_size: odd locality window, in cells.
-        faithful: hard labels by unmasked argmin (reference quirk 9).
+        faithful: hard labels by unmasked argmin (reference quirk 9,
+            docs/methods/expedit.md#quirks).
         distance: ``'raw'`` (paper), ``'layernorm'`` or ``'l2'`` (see module
             docstring).
         temperature_mode: ``'absolute'`` (paper) or ``'relative'``.
@@ -226,18 +231,18 @@ class TokenClustering(BaseTokenStage):
             raise ValueError(f'TokenClustering(after_block='
                              f'{self.after_block}): {err}') from None
 
-    def forward(self, grid: TokenGrid) -> TokenGrid:
+    def forward(self, grid: TokenGrid, block: Optional[int] = None,
+                keys: Optional[Tensor] = None) -> TokenGrid:
         """(B, n_prefix + H*W, C) -> (B, n_prefix + h*w, C); H, W is the
         patch grid, or the cluster grid of an earlier clustering."""
-        parent = grid.restore if isinstance(grid.restore,
-                                            ExpeditState) else None
-        if parent is None and (grid.is_reduced or grid.restore is not None):
+        hw = grid.layout
+        if hw is None or (grid.restores and not isinstance(
+                grid.restores[-1], ExpeditState)):
+            owner = grid.restores[-1].owner if grid.restores else 'a stage'
             raise RuntimeError(
                 f'TokenClustering(after_block={self.after_block}): the token '
-                'set was reduced by another kind of reducer '
-                f'({type(grid.restore).__name__}); only Expedit clusterings '
-                'can be nested')
-        hw = grid.hw if parent is None else parent.grid
+                f'set was changed by {owner} and is no regular grid; only '
+                'the patch grid or an Expedit cluster grid can be clustered')
         h, w = self.resolve_grid(hw)
         patches = grid.patches  # (B, N, C)
         scale = None
@@ -266,11 +271,35 @@ class TokenClustering(BaseTokenStage):
                 with_labels=False)
         state = ExpeditState(
             feat_before=feat, feat_after=feat_centres, grid=(h, w),
-            scale=scale, after_block=self.after_block, hw=hw, parent=parent,
+            scale=scale, after_block=self.after_block, hw=hw,
             window_size=self.window_size, faithful=self.faithful,
-            labels=labels)
+            labels=labels,
+            owner=f'TokenClustering(after_block={self.after_block})')
         x = torch.cat([grid.prefix, centres], dim=1)
-        return grid.replace(x=x, reduced_hw=(h, w), restore=state)
+        return grid.push(state, x=x, reduced_hw=(h, w))
+
+    def flops(self, call: str, args: tuple, output,
+              mode: str) -> Optional[int]:
+        """Multiply-adds of one clustering (whole batch): pooling, then per
+        iteration distances, softmax and centre update (docs/methods/
+        flops_and_speed.md). ``mode='executed'`` counts only the
+        token-cluster pairs inside the locality window, which is what the
+        implementation evaluates; the hard labels are left to first use
+        (naive unpooling only) and counted in ``'spec'`` mode only."""
+        B, _, C = args[0].x.shape
+        state = output.restores[-1]
+        layout = state.hw  # patch grid, or the earlier cluster grid
+        N = layout[0] * layout[1]
+        h, w = state.grid
+        pairs = None
+        if mode == 'executed':
+            pairs = int(window_candidates(layout, (h, w),
+                                          self.window_size)[1].sum())
+        # relative temperature with raw distances clusters rescaled tokens
+        # (no second set of centres); normalised distances update both sets
+        D = state.feat_before.shape[-1] if self.distance != 'raw' else None
+        return B * cluster_flops(N, h * w, C, self.n_iters, pairs, D,
+                                 hard_labels=mode == 'spec')
 
 
 @MODELS.register_module()
@@ -285,7 +314,8 @@ class TokenReconstruction(BaseTokenStage):
             keeps all. Must not exceed the number of clusters.
         temperature: inverse temperature on squared distances.
         faithful: raw reference arithmetic (no clamping of negative squared
-            distances, no row shift before exp; quirks 6 and 7).
+            distances, no row shift before exp; quirks 6 and 7 of
+            docs/methods/expedit.md).
         clamp_negative / subtract_min: override those two individually.
         mode: ``'weighted'`` (the paper's reconstruction) or ``'naive'``
             (copy the cluster named by each token's hard label, the
@@ -341,23 +371,25 @@ class TokenReconstruction(BaseTokenStage):
                 f'temperature={self.temperature}, mode={self.mode}, '
                 f'defer_to_head={self.defer_to_head}')
 
-    def _state(self, grid: TokenGrid) -> ExpeditState:
-        state = grid.restore
-        if not isinstance(state, ExpeditState):
+    def _levels(self, grid: TokenGrid) -> List[ExpeditState]:
+        """The clusterings this stage undoes, innermost first."""
+        levels = expedit_levels(grid)
+        if not levels:
             where = 'output' if self.after_block is None else \
                 f'block {self.after_block}'
+            top = grid.restores[-1].owner if grid.restores else 'nothing'
             raise RuntimeError(
                 f'TokenReconstruction(after_block={self.after_block}): no '
-                f'clustering state at {where} (grid.restore is '
-                f'{type(state).__name__}); reconstruct_layer must come after '
-                'cluster_layer and a TokenClustering stage must be '
-                'configured')
-        return state
+                f'clustering state at {where} (top of the restore stack: '
+                f'{top}); reconstruct_layer must come after cluster_layer '
+                'and a TokenClustering stage must be configured')
+        return levels
 
-    def _rebuild(self, state: ExpeditState, patches: Tensor) -> Tensor:
-        """(B, M, C) cluster tokens -> (B, N, C) tokens of the patch grid,
-        undoing nested clusterings innermost first."""
-        for level in state.levels():
+    def _rebuild(self, levels: List[ExpeditState],
+                 patches: Tensor) -> Tensor:
+        """(B, M, C) cluster tokens -> (B, N, C) tokens of the grid below
+        the clusterings, undoing nested ones innermost first."""
+        for level in levels:
             patches = self._rebuild_level(level, patches)
         return patches
 
@@ -402,31 +434,84 @@ class TokenReconstruction(BaseTokenStage):
             clamp_negative=self.clamp_negative,
             subtract_min=self.subtract_min)
 
-    def forward(self, grid: TokenGrid) -> TokenGrid:
+    def forward(self, grid: TokenGrid, block: Optional[int] = None,
+                keys: Optional[Tensor] = None) -> TokenGrid:
         """(B, n_prefix + h*w, C) -> (B, n_prefix + H*W, C)."""
-        state = self._state(grid)
-        if state.after_block is not None and self.after_block is not None \
-                and (state.after_block < 0) == (self.after_block < 0) \
-                and state.after_block >= self.after_block:
+        levels = self._levels(grid)
+        first = levels[-1]
+        if first.after_block is not None and self.after_block is not None \
+                and (first.after_block < 0) == (self.after_block < 0) \
+                and first.after_block >= self.after_block:
             raise ValueError(
-                f'cluster_layer ({state.after_block}) must be before '
+                f'cluster_layer ({first.after_block}) must be before '
                 f'reconstruct_layer ({self.after_block})')
-        full = self._rebuild(state, grid.patches)
-        x = torch.cat([grid.prefix, full], dim=1)
-        return grid.replace(x=x, reduced_hw=None, restore=None)
+        return self._pop(grid, grid.x, levels)
+
+    def _pop(self, grid: TokenGrid, tokens: Tensor,
+             levels: List[ExpeditState]) -> TokenGrid:
+        n = grid.n_prefix
+        full = self._rebuild(levels, tokens[:, n:])
+        x = torch.cat([tokens[:, :n], full], dim=1)
+        for _ in levels[:-1]:  # intermediate layouts are never materialised
+            grid = grid.replace(restores=grid.restores[:-1])
+        return grid.pop(x)
+
+    def restores(self, state: RestoreState) -> bool:
+        """Output restorer for Expedit clusterings."""
+        return isinstance(state, ExpeditState)
 
     def restore(self, grid: TokenGrid, tokens: Tensor):
         """Output restorer: (B, n_prefix + h*w, C) normalised tokens ->
-        (B, n_prefix + H*W, C); with ``defer_to_head`` a
-        :class:`ClusteredFeatureMap` of the patch tokens instead."""
-        state = self._state(grid)
-        n = grid.n_prefix
+        (popped grid, (B, n_prefix + H*W, C) tokens); with
+        ``defer_to_head`` the tokens are a :class:`ClusteredFeatureMap` of
+        the patch tokens instead (every clustering on top of the stack is
+        undone by the decode head)."""
+        levels = self._levels(grid)
         if self.defer_to_head:
-            self._check_level(state, tokens.shape[1] - n)
-            levels = [self.level_weights(s) for s in state.levels()]
-            return ClusteredFeatureMap(tokens[:, n:], levels, grid.hw)
-        full = self._rebuild(state, tokens[:, n:])
-        return torch.cat([tokens[:, :n], full], dim=1)
+            n = grid.n_prefix
+            self._check_level(levels[0], tokens.shape[1] - n)
+            weights = [self.level_weights(s) for s in levels]
+            B, _, C = tokens.shape
+            N = levels[-1].hw[0] * levels[-1].hw[1]
+            # bookkeeping only: the head rebuilds the tokens, so the popped
+            # grid holds a zero-memory placeholder of the right shape
+            placeholder = tokens.new_zeros(()).expand(B, n + N, C)
+            grid = grid.replace(restores=grid.restores[:1 - len(levels)]
+                                if len(levels) > 1 else grid.restores)
+            return grid.pop(placeholder), ClusteredFeatureMap(
+                tokens[:, n:], weights, levels[-1].hw)
+        grid = self._pop(grid, tokens, levels)
+        return grid, grid.x
+
+    def flops(self, call: str, args: tuple, output,
+              mode: str) -> Optional[int]:
+        """Multiply-adds of one reconstruction (whole batch), summed over
+        the nested levels: N*M*D distances, N*M exp / top-k, and the
+        product: N*M*C in the dense formula (``'spec'``), N*k*C on the kept
+        entries as executed. Naive unpooling is a gather (0). With
+        ``defer_to_head`` only the weights are counted here: the head's
+        products are traced operators."""
+        if self.mode == 'naive':
+            return 0
+        grid = args[0]
+        tokens = args[1] if call == 'restore' else grid.x
+        B, _, C = tokens.shape
+        deferred = call == 'restore' and isinstance(output[1],
+                                                    ClusteredFeatureMap)
+        total = 0
+        for state in expedit_levels(grid):
+            N = state.hw[0] * state.hw[1]
+            M = state.grid[0] * state.grid[1]
+            D = state.feat_before.shape[-1]
+            if deferred:
+                total += N * M * D + N * M
+            elif D == C:
+                total += reconstruct_flops(N, M, C, self.k,
+                                           dense_product=mode == 'spec')
+            else:
+                kk = M if (mode == 'spec' or self.k < 0) else min(self.k, M)
+                total += N * M * D + N * M + N * kk * C
+        return B * total
 
 
 def expedit_token_stages(cluster_layer: Union[int, Sequence[int]],
@@ -530,58 +615,3 @@ def expedit_token_stages(cluster_layer: Union[int, Sequence[int]],
         if restore == 'head':
             stages[-1]['defer_to_head'] = True
     return stages
-
-
-# ------------------------------------------------------------------ FLOPs
-@register_flop_formula(TokenClustering)
-def _clustering_flops(stage: TokenClustering, call: str, args, out,
-                      mode: str) -> int:
-    """methods.md 1.5 for one :class:`TokenClustering` call (whole batch).
-    ``mode='executed'`` counts only the token-cluster pairs inside the
-    locality window, which is what the implementation evaluates."""
-    grid_in = args[0]
-    B, _, C = grid_in.x.shape
-    layout = out.restore.hw  # patch grid, or the parent's cluster grid
-    N = layout[0] * layout[1]
-    h, w = out.reduced_hw
-    pairs = None
-    if mode == 'executed':
-        pairs = int(window_candidates(layout, (h, w),
-                                      stage.window_size)[1].sum())
-    # relative temperature with raw distances clusters rescaled tokens (no
-    # second set of centres); normalised distances update both sets
-    separate = stage.distance != 'raw'
-    D = out.restore.feat_before.shape[-1] if separate else None
-    # the stage leaves the hard labels to first use (naive unpooling only)
-    return B * cluster_flops(N, h * w, C, stage.n_iters, pairs, D,
-                             hard_labels=mode == 'spec')
-
-
-@register_flop_formula(TokenReconstruction)
-def _reconstruction_flops(stage: TokenReconstruction, call: str, args, out,
-                          mode: str) -> int:
-    """methods.md 1.5 for one reconstruction (whole batch), summed over the
-    nested levels: N*M*D distances, N*M exp / top-k, and the product: N*M*C
-    in the spec's dense formula, N*k*C on the kept entries as executed.
-    Naive unpooling is a gather (0). With ``defer_to_head`` only the
-    weights are counted here: the head's products are traced ops."""
-    grid = args[0]
-    if stage.mode == 'naive':
-        return 0
-    tokens = args[1] if call == 'restore' else grid.x
-    B, _, C = tokens.shape
-    total = 0
-    for state in grid.restore.levels():
-        N = state.hw[0] * state.hw[1]
-        M = state.grid[0] * state.grid[1]
-        D = state.feat_before.shape[-1]
-        if isinstance(out, ClusteredFeatureMap):
-            # weights only; the head's products are traced (embedding_bag)
-            total += N * M * D + N * M
-        elif D == C:
-            total += reconstruct_flops(N, M, C, stage.k,
-                                       dense_product=mode == 'spec')
-        else:
-            kk = M if (mode == 'spec' or stage.k < 0) else min(stage.k, M)
-            total += N * M * D + N * M + N * kk * C
-    return B * total

@@ -1,10 +1,11 @@
 """TokenCut: training-free object discovery, saliency and video segmentation
-by a normalised cut on self-supervised ViT tokens (methods.md §5).
+by a normalised cut on self-supervised ViT tokens (docs/methods/tokencut.md).
 
-The math lives in :mod:`vtseg.functional.ncut` and
+The math lives in :mod:`vtseg.functional.normalized_cut` and
 :mod:`vtseg.functional.bilateral_solver`; these modules only pick the
 features from a vtseg :class:`~vtseg.models.backbones.ViT` and turn cuts into
-mmseg data samples.
+mmseg data samples. The data preprocessors (``TokenCutDataPreProcessor``,
+``VideoDataPreProcessor``) are in :mod:`vtseg.models.data_preprocessors`.
 
 Outputs (``predict``), per image, a :class:`mmseg.structures.SegDataSample`:
 
@@ -20,7 +21,6 @@ Outputs (``predict``), per image, a :class:`mmseg.structures.SegDataSample`:
   SaliencyMetric reads it as a probability map.
 * ``pred_eigvec`` (1, h, w): the second eigenvector on the token grid.
 """
-import importlib
 import math
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -29,31 +29,33 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.logging import print_log
-from mmengine.model import BaseDataPreprocessor
 from mmengine.structures import InstanceData, PixelData
-from mmseg.models.data_preprocessor import SegDataPreProcessor
 from mmseg.models.segmentors.base import BaseSegmentor
 from mmseg.structures import SegDataSample
 from PIL import Image
 from torch import Tensor
 
-from vtseg.functional import bilateral_solver as bsolver
+from vtseg.functional.bilateral_solver import bilateral_solve
+from vtseg.functional.normalized_cut import (MULTI_DEFAULTS, NCUT_SOLVERS,
+                                             component_box, fiedler_vector,
+                                             is_uniform_graph, ncut_affinity,
+                                             ncut_box, ncut_from_affinity,
+                                             ncut_multi_from_affinity,
+                                             ncut_video)
 from vtseg.registry import MODELS
-
-# the module, not the function vtseg.functional.ncut that shadows its name
-_nc = importlib.import_module('vtseg.functional.ncut')
+from ..utils.checkpoint import CheckpointMismatchError
 
 __all__ = [
-    'TokenCut', 'TokenCutVideo', 'TokenCutDataPreProcessor',
-    'VideoDataPreProcessor', 'TOKENCUT_FEATURES', 'extract_token_features',
-    'select_token_features'
+    'TokenCut', 'TokenCutVideo', 'TOKENCUT_FEATURES',
+    'extract_token_features', 'select_token_features', 'upsample_token_map'
 ]
 
 #: feature choices, see :func:`extract_token_features`.
 TOKENCUT_FEATURES = ('k', 'q', 'v', 'kqv', 'k_nobias', 'q_nobias',
                      'v_nobias', 'tokens', 'tokens_norm')
 
-#: TokenCut saliency bilateral-solver settings (methods.md §5.2).
+#: TokenCut saliency bilateral-solver settings
+#: (docs/methods/tokencut.md#saliency-mode).
 DEFAULT_BS = dict(sigma_spatial=16, sigma_luma=16, sigma_chroma=8, lam=256.0,
                   a_diag_min=1e-5, cg_tol=1e-5, cg_maxiter=25)
 
@@ -147,11 +149,23 @@ def extract_token_features(backbone, inputs: Tensor, feature: str = 'k',
                                  center), tuple(out['hw'])
 
 
-def _upsample_token_map(tmap: np.ndarray, patch: int, img_shape, ori_shape,
-                        mode: str = 'nearest') -> np.ndarray:
-    """(h, w) token map -> (H_ori, W_ori): tokens cover p x p pixels of the
-    network input; padding is cropped, then the map is resized to the
-    original image (nearest, as the reference)."""
+def upsample_token_map(tmap: np.ndarray, patch: int, img_shape, ori_shape,
+                       mode: str = 'nearest') -> np.ndarray:
+    """A token map at the original image size.
+
+    Tokens cover p x p pixels of the network input; padding is cropped, then
+    the map is resized to the original image (nearest, as the reference).
+
+    Args:
+        tmap: (h, w) token map (bool or float).
+        patch: patch size p in pixels.
+        img_shape: (H, W) of the network input before padding.
+        ori_shape: (H_ori, W_ori) of the original image.
+        mode: ``F.interpolate`` mode of the resize.
+
+    Returns:
+        (H_ori, W_ori) float32 array.
+    """
     h, w = tmap.shape
     t = torch.from_numpy(np.ascontiguousarray(tmap, dtype=np.float32))
     t = t[None, None]
@@ -181,51 +195,6 @@ def _load_rgb(meta: dict, inputs: Tensor, mean: Tensor, std: Tensor
     return img.clamp(0, 255).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
-@MODELS.register_module()
-class TokenCutDataPreProcessor(SegDataPreProcessor):
-    """mmseg data preprocessor for TokenCut: normalise, then zero-pad (in
-    normalised space, bottom / right, as the reference) every image of a batch
-    to a common size divisible by ``size_divisor`` (the patch size). Unlike
-    mmseg's test path, images of different sizes may share a batch; the model
-    crops each back to its own ``img_shape`` so results never depend on the
-    batch (R2)."""
-
-    def __init__(self, size_divisor: int = 16, **kwargs):
-        kwargs.setdefault('mean', [123.675, 116.28, 103.53])
-        kwargs.setdefault('std', [58.395, 57.12, 57.375])
-        kwargs.setdefault('bgr_to_rgb', True)
-        kwargs.setdefault('pad_val', 0)
-        super().__init__(size_divisor=size_divisor, **kwargs)
-
-    def forward(self, data: dict, training: bool = False) -> dict:
-        if training:
-            return super().forward(data, training)
-        data = self.cast_data(data)
-        inputs = data['inputs']
-        samples = data.get('data_samples', None)
-        if self.channel_conversion and inputs[0].size(0) == 3:
-            inputs = [x[[2, 1, 0], ...] for x in inputs]
-        inputs = [x.float() for x in inputs]
-        if self._enable_normalize:
-            inputs = [(x - self.mean) / self.std for x in inputs]
-        d = self.size_divisor or 1
-        hmax = max(x.shape[-2] for x in inputs)
-        wmax = max(x.shape[-1] for x in inputs)
-        hmax, wmax = math.ceil(hmax / d) * d, math.ceil(wmax / d) * d
-        padded = [
-            F.pad(x, (0, wmax - x.shape[-1], 0, hmax - x.shape[-2]),
-                  value=self.pad_val) for x in inputs
-        ]
-        if samples is not None:
-            for s, x in zip(samples, inputs):
-                if 'img_shape' not in s:
-                    s.set_metainfo(dict(img_shape=tuple(x.shape[-2:])))
-                if 'ori_shape' not in s:
-                    s.set_metainfo(dict(ori_shape=tuple(x.shape[-2:])))
-                s.set_metainfo(dict(pad_shape=(hmax, wmax)))
-        return dict(inputs=torch.stack(padded), data_samples=samples)
-
-
 class _TokenCutBase(BaseSegmentor):
     """Backbone + feature selection shared by image and video TokenCut."""
 
@@ -247,8 +216,8 @@ class _TokenCutBase(BaseSegmentor):
         if feature not in TOKENCUT_FEATURES:
             raise ValueError(f'feature must be one of {TOKENCUT_FEATURES}, '
                              f'got {feature!r}')
-        if solver not in _nc.NCUT_SOLVERS:
-            raise ValueError(f'solver must be one of {_nc.NCUT_SOLVERS}, got '
+        if solver not in NCUT_SOLVERS:
+            raise ValueError(f'solver must be one of {NCUT_SOLVERS}, got '
                              f'{solver!r}')
         self.feature = feature
         self.layer = layer
@@ -284,8 +253,6 @@ class _TokenCutBase(BaseSegmentor):
             own = [f'backbone.{k}' for k in self.backbone.state_dict()]
             missing = [k for k in own if k not in state_dict]
             if missing:
-                from vtseg.models.utils.checkpoint import \
-                    CheckpointMismatchError
                 raise CheckpointMismatchError(
                     f'{type(self).__name__}: the checkpoint lacks '
                     f'{len(missing)} of {len(own)} backbone weights (e.g. '
@@ -316,7 +283,8 @@ class _TokenCutBase(BaseSegmentor):
 
 @MODELS.register_module()
 class TokenCut(_TokenCutBase):
-    """TokenCut on any vtseg ViT (methods.md §5.1, §5.2, §5.6).
+    """TokenCut on any vtseg ViT (docs/methods/tokencut.md: image mode,
+    saliency mode, requirements from users).
 
     Args:
         backbone: ViT config (weights through the test checkpoint or
@@ -385,18 +353,18 @@ class TokenCut(_TokenCutBase):
         ``eigvec`` (h, w; sign-corrected, raw in faithful saliency mode),
         ``tau`` and ``eigval`` (lambda_2)."""
         tau = self._pick_tau(feats) if self.tau_candidates else self.tau
-        w = _nc.ncut_affinity(feats, tau, self.eps, self.binary_graph)
-        part, vec, seed, lam, flipped = _nc._cut(w, self.solver,
-                                                 return_flip=True)
+        w = ncut_affinity(feats, tau, self.eps, self.binary_graph)
+        part, vec, seed, lam, flipped = ncut_from_affinity(
+            w, self.solver, return_flip=True)
         h, w_ = hw
         if self.max_objects > 1:
-            cfg = {**_nc.MULTI_DEFAULTS, **self.multi_cfg}
-            objs = _nc._multi_objects(w, hw, part, vec, seed, lam,
-                                      self.max_objects, self.multi_mode,
-                                      solver=self.solver, **cfg)
+            cfg = {**MULTI_DEFAULTS, **self.multi_cfg}
+            objs = ncut_multi_from_affinity(w, hw, part, vec, seed, lam,
+                                            self.max_objects,
+                                            self.multi_mode,
+                                            solver=self.solver, **cfg)
         else:
-            _, comp = _nc.ncut_box(part.reshape(h, w_), seed,
-                                   self.patch_size)
+            _, comp = ncut_box(part.reshape(h, w_), seed, self.patch_size)
             objs = [dict(mask=comp, seed=seed, score=1.0)]
         if self.faithful and self.mode == 'saliency' and flipped:
             vec = -vec  # the reference's saliency path skips the sign fix
@@ -406,10 +374,10 @@ class TokenCut(_TokenCutBase):
     def _pick_tau(self, feats: Tensor) -> float:
         best, best_lam = self.tau_candidates[0], math.inf
         for tau in self.tau_candidates:
-            w = _nc.ncut_affinity(feats, tau, self.eps, self.binary_graph)
-            if _nc._uniform(w):
+            w = ncut_affinity(feats, tau, self.eps, self.binary_graph)
+            if is_uniform_graph(w):
                 continue
-            lam, _ = _nc.fiedler_vector(w, self.solver)
+            lam, _ = fiedler_vector(w, self.solver)
             if lam < best_lam:
                 best, best_lam = tau, lam
         return best
@@ -439,13 +407,13 @@ class TokenCut(_TokenCutBase):
         sf = meta.get('scale_factor', (1.0, 1.0))
         masks, boxes = [], []
         for o in objs:
-            box = _nc._component_box(o['mask'], p, img_shape)
+            box = component_box(o['mask'], p, img_shape)
             box = box / np.array([sf[0], sf[1], sf[0], sf[1]])
             box[0::2] = box[0::2].clip(0, ori_shape[1])
             box[1::2] = box[1::2].clip(0, ori_shape[0])
             boxes.append(box)
             masks.append(
-                _upsample_token_map(o['mask'], p, img_shape, ori_shape) > 0.5)
+                upsample_token_map(o['mask'], p, img_shape, ori_shape) > 0.5)
         dev = image.device
         inst = InstanceData()
         inst.bboxes = torch.as_tensor(np.stack(boxes), dtype=torch.float32,
@@ -470,8 +438,7 @@ class TokenCut(_TokenCutBase):
                     raise ValueError(
                         f'bilateral solver: image {meta.get("img_path")} is '
                         f'{rgb.shape[:2]}, expected ori_shape {ori_shape}')
-                soft = bsolver.bilateral_solve(rgb, soft,
-                                               **self.bilateral_solver)
+                soft = bilateral_solve(rgb, soft, **self.bilateral_solver)
             soft = np.clip(soft, 0.0, 1.0)
             sample.seg_logits = PixelData(data=torch.as_tensor(
                 soft, dtype=torch.float32)[None].to(dev))
@@ -495,36 +462,9 @@ class TokenCut(_TokenCutBase):
 
 # ===================================================================== video
 @MODELS.register_module()
-class VideoDataPreProcessor(BaseDataPreprocessor):
-    """Keeps each clip (T, 3, H, W) uint8 as it is; :meth:`normalize` turns a
-    few frames at a time into normalised RGB float, so a long clip is never
-    held in float (bounded memory)."""
-
-    def __init__(self, mean=(123.675, 116.28, 103.53),
-                 std=(58.395, 57.12, 57.375), bgr_to_rgb: bool = True):
-        super().__init__()
-        self.register_buffer('mean', torch.tensor(mean).view(-1, 1, 1),
-                             False)
-        self.register_buffer('std', torch.tensor(std).view(-1, 1, 1), False)
-        self.bgr_to_rgb = bgr_to_rgb
-
-    def forward(self, data: dict, training: bool = False) -> dict:
-        data = self.cast_data(data)
-        return dict(inputs=data['inputs'],
-                    data_samples=data.get('data_samples'))
-
-    def normalize(self, frames: Tensor) -> Tensor:
-        """(t, 3, H, W) uint8 (BGR if ``bgr_to_rgb``) -> float normalised
-        RGB."""
-        x = frames.float()
-        if self.bgr_to_rgb:
-            x = x[:, [2, 1, 0]]
-        return (x - self.mean) / self.std
-
-
-@MODELS.register_module()
 class TokenCutVideo(_TokenCutBase):
-    """TokenCut over the frames of a clip (methods.md §5.3).
+    """TokenCut over the frames of a clip
+    (docs/methods/tokencut.md#video-mode).
 
     One sparse graph over the tokens of up to ``max_frames`` frames
     (:func:`vtseg.functional.ncut_video`); optional optical-flow renderings
@@ -607,10 +547,9 @@ class TokenCutVideo(_TokenCutBase):
                 raise ValueError(f'flow renderings give {len(flow)} frames '
                                  f'of {hw_f} tokens, frames {len(feats)} of '
                                  f'{hw}')
-        return _nc.ncut_video(feats, hw, flow, self.alpha, self.tau,
-                              self.eps, self.fusion, self.max_frames,
-                              self.edges_per_token, self.block_rows,
-                              self.solver, self.faithful)
+        return ncut_video(feats, hw, flow, self.alpha, self.tau, self.eps,
+                          self.fusion, self.max_frames, self.edges_per_token,
+                          self.block_rows, self.solver, self.faithful)
 
     def predict(self, inputs, data_samples=None) -> List:
         """``inputs``: list of (T, 3, H, W) uint8 clips (one per sample; or
@@ -630,7 +569,7 @@ class TokenCutVideo(_TokenCutBase):
             img_shape = tuple(clip.shape[-2:])
             ori_shape = tuple(meta.get('ori_shape', img_shape)[:2])
             soft = np.stack([
-                _upsample_token_map(m, self.patch_size, img_shape, ori_shape)
+                upsample_token_map(m, self.patch_size, img_shape, ori_shape)
                 for m in fg
             ])
             if self.bilateral_solver is not None:
@@ -645,9 +584,8 @@ class TokenCutVideo(_TokenCutBase):
                             self.data_preprocessor.mean,
                             self.data_preprocessor.std)
                     soft[t] = np.clip(
-                        bsolver.bilateral_solve(rgb, soft[t],
-                                                **self.bilateral_solver), 0,
-                        1)
+                        bilateral_solve(rgb, soft[t], **self.bilateral_solver),
+                        0, 1)
             sample.seg_logits = PixelData(
                 data=torch.as_tensor(soft, dtype=torch.float32))
             sample.pred_sem_seg = PixelData(

@@ -27,7 +27,8 @@ def extract_state_dict(checkpoint, source: str = '') -> 'OrderedDict':
 def check_state_dict(module: torch.nn.Module, state_dict: Mapping,
                      source: str = '') -> None:
     """Raise :class:`CheckpointMismatchError` naming every missing,
-    unexpected and mis-shaped key (R7: strict loading)."""
+    unexpected and mis-shaped key (strict loading, R7 in
+    docs/methods/README.md#common-requirements)."""
     own = module.state_dict()
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]

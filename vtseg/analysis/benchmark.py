@@ -1,5 +1,5 @@
 """Latency / throughput measurement with interleaved baseline and variant
-rounds (methods.md section 1.5).
+rounds (docs/methods/flops_and_speed.md#speed-measurement).
 
 Protocol: every model gets ``warmup`` untimed forwards, then ``rounds``
 rounds; in each round every model runs ``iters_per_round`` timed forwards,
@@ -11,21 +11,29 @@ between rounds, and images/s; per variant: the speed-up over the baseline as
 the ratio of median latencies, plus the lowest and highest per-round ratio
 as a noise band.
 """
+import copy
 import platform
 import statistics
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Union
 
 import torch
 import torch.nn as nn
+from mmengine.config import Config
+from mmseg.models.segmentors import BaseSegmentor
 from torch import Tensor
+
+from vtseg.models.utils.checkpoint import load_pretrained_strict
+from vtseg.registry import DATASETS, MODELS
+from vtseg.setup_env import register_all_modules
+from vtseg.utils.config import check_cfg_options
 
 __all__ = [
     'LatencyStats', 'benchmark_models', 'compare_speed', 'environment_info',
-    'format_benchmark', 'num_threads', 'speedups', 'stage_time_fraction',
-    'time_function', 'build_model', 'real_image_batches',
+    'format_benchmark', 'num_threads', 'speedups', 'time_function',
+    'forward_fn', 'sync', 'build_model', 'real_image_batches',
     'plain_model_like', 'speedup_vs_plain', 'has_token_stages'
 ]
 
@@ -74,15 +82,16 @@ def num_threads(n: Optional[int]):
         torch.set_num_threads(old)
 
 
-def _sync(device: torch.device):
+def sync(device: torch.device):
+    """Wait for the device's queued work (CUDA); no-op on CPU."""
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
 
 
-def _forward_fn(model: nn.Module) -> Callable[[Tensor], object]:
-    """Segmentors run in ``mode='tensor'`` (network only, like Expedit's
+def forward_fn(model: nn.Module) -> Callable[[Tensor], object]:
+    """``x -> output`` of one network forward on a (B, 3, H, W) batch:
+    segmentors run in ``mode='tensor'`` (network only, like Expedit's
     ``forward_dummy``); other modules are called directly."""
-    from mmseg.models.segmentors import BaseSegmentor
     if isinstance(model, BaseSegmentor):
         return lambda x: model(x, mode='tensor')
     return model
@@ -121,7 +130,7 @@ def benchmark_models(models: Dict[str, nn.Module],
     fns = {}
     for name, model in models.items():
         model.eval()
-        fns[name] = _forward_fn(model)
+        fns[name] = forward_fn(model)
     autocast = torch.autocast(device.type, dtype=dtype) if dtype else None
     names = list(models)
     with num_threads(threads), torch.no_grad():
@@ -131,16 +140,16 @@ def benchmark_models(models: Dict[str, nn.Module],
             for name in names:
                 for _ in range(warmup):
                     fns[name](inputs[name])
-                _sync(device)
+                sync(device)
             for r in range(rounds):
                 order = names if r % 2 == 0 else names[::-1]
                 for name in order:
                     times = []
                     for _ in range(iters_per_round):
-                        _sync(device)
+                        sync(device)
                         t0 = time.perf_counter()
                         fns[name](inputs[name])
-                        _sync(device)
+                        sync(device)
                         times.append(time.perf_counter() - t0)
                     stats[name].times.extend(times)
                     stats[name].round_medians.append(
@@ -234,78 +243,12 @@ def time_function(fn: Callable[[], object], repeats: int = 20,
         fn()
     times = []
     for _ in range(repeats):
-        _sync(device)
+        sync(device)
         t0 = time.perf_counter()
         fn()
-        _sync(device)
+        sync(device)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
-
-
-def stage_time_fraction(model: nn.Module, inputs: Tensor,
-                        stage_types: Sequence[type],
-                        repeats: int = 10) -> dict:
-    """Share of a model's forward time spent in token stages of the given
-    types (their ``forward`` and ``restore`` calls, and the products of a
-    reconstruction deferred to the decode head), measured with
-    ``perf_counter`` around each call over ``repeats`` forwards.
-
-    Returns ``dict(total_ms, stages_ms, fraction)`` (medians per forward).
-    """
-    device = inputs.device
-    spent: List[float] = []
-    patched = []
-    for mod in model.modules():
-        if not isinstance(mod, tuple(stage_types)):
-            continue
-        for meth in ('forward', 'restore'):
-            orig = getattr(mod, meth)
-
-            def timed(*a, _orig=orig, **k):
-                _sync(device)
-                t0 = time.perf_counter()
-                out = _orig(*a, **k)
-                _sync(device)
-                spent.append(time.perf_counter() - t0)
-                return out
-
-            object.__setattr__(mod, meth, timed)
-            patched.append((mod, meth))
-    # a reconstruction deferred to the decode head (restore='head') runs
-    # its products there: time them as part of the stages
-    from vtseg.models.utils import ClusteredFeatureMap
-    restore_tokens = ClusteredFeatureMap.restore_tokens
-
-    def timed_restore(self, values):
-        _sync(device)
-        t0 = time.perf_counter()
-        out = restore_tokens(self, values)
-        _sync(device)
-        spent.append(time.perf_counter() - t0)
-        return out
-
-    ClusteredFeatureMap.restore_tokens = timed_restore
-    fn = _forward_fn(model)
-    totals, stage_totals = [], []
-    try:
-        with torch.no_grad():
-            fn(inputs)
-            for _ in range(repeats):
-                spent.clear()
-                _sync(device)
-                t0 = time.perf_counter()
-                fn(inputs)
-                _sync(device)
-                totals.append(time.perf_counter() - t0)
-                stage_totals.append(sum(spent))
-    finally:
-        ClusteredFeatureMap.restore_tokens = restore_tokens
-        for mod, meth in patched:
-            del mod.__dict__[meth]
-    total = statistics.median(totals)
-    stages = statistics.median(stage_totals)
-    return dict(total_ms=total * 1e3, stages_ms=stages * 1e3,
-                fraction=stages / total)
 
 
 # ------------------------------------------------------ model / data helpers
@@ -315,13 +258,9 @@ def build_model(config, checkpoint: Optional[str] = None,
     """Build the ``model`` of a config (path or :class:`Config`) in eval
     mode, optionally loading a full-model checkpoint strictly
     (weights-only)."""
-    from mmengine.config import Config
-    from vtseg.registry import MODELS
-    from vtseg.utils import register_all_modules
     register_all_modules(init_default_scope=True)
     cfg = Config.fromfile(config) if isinstance(config, str) else config
     if cfg_options:
-        from vtseg.utils.config import check_cfg_options
         check_cfg_options(cfg, cfg_options)
         cfg.merge_from_dict(cfg_options)
     model_cfg = cfg.model.copy()
@@ -331,7 +270,6 @@ def build_model(config, checkpoint: Optional[str] = None,
         model_cfg.pop('pretrained', None)
     model = MODELS.build(model_cfg)
     if checkpoint:
-        from vtseg.models.utils.checkpoint import load_pretrained_strict
         load_pretrained_strict(model, checkpoint)
     # without a checkpoint the constructors' random init is kept (FLOPs and
     # timings do not depend on the values; init_weights may need files)
@@ -346,8 +284,6 @@ def real_image_batches(cfg, model: nn.Module, num_images: int,
     ``{split}_dataloader`` (its pipeline and ``model.data_preprocessor``:
     normalised, padded within a batch), images ``start`` to
     ``start + num_images - 1``. Returns a list of (B, 3, H, W)."""
-    import copy
-    from vtseg.registry import DATASETS
     dl = cfg.get(f'{split}_dataloader')
     if not dl:
         raise ValueError(f'config has no {split}_dataloader to take real '
@@ -372,34 +308,24 @@ def real_image_batches(cfg, model: nn.Module, num_images: int,
 
 def plain_model_like(model: nn.Module, cfg=None) -> nn.Module:
     """The same model without token stages (the baseline of a token
-    reduction config), sharing no parameters but holding the same weights.
+    reduction config): a deep copy, sharing no parameters but holding the
+    same weights, whose backbone's stages are removed with
+    ``backbone.set_token_stages([])``.
 
     Args:
-        model: a built model whose config is ``cfg`` (or ``model.cfg``, as
-            set by :func:`build_model` and ``mmseg.apis.init_model``).
+        model: a segmentor with a vtseg ViT backbone, or the ViT itself.
+        cfg: kept on the copy as ``cfg`` (default: ``model.cfg``, as set by
+            :func:`build_model` and :func:`vtseg.apis.init_model`).
     """
-    import copy
-    from vtseg.registry import MODELS
+    backbone = getattr(model, 'backbone', model)
+    if not hasattr(backbone, 'set_token_stages'):
+        raise ValueError(f'plain_model_like: {type(backbone).__name__} has '
+                         'no token stages to remove (set_token_stages)')
+    plain = copy.deepcopy(model)
+    getattr(plain, 'backbone', plain).set_token_stages([])
     cfg = cfg if cfg is not None else getattr(model, 'cfg', None)
-    if cfg is None:
-        raise ValueError('plain_model_like needs the config of the model '
-                         '(pass cfg=...)')
-    model_cfg = copy.deepcopy(cfg.model)
-    # a segmentor's backbone, or a bare backbone config
-    target = model_cfg.get('backbone', model_cfg)
-    if 'backbone' not in model_cfg and 'token_stages' not in target:
-        raise ValueError('plain_model_like: the config has neither a '
-                         'backbone nor token_stages')
-    target['token_stages'] = []
-    target.pop('init_cfg', None)
-    model_cfg.pop('pretrained', None)
-    plain = MODELS.build(model_cfg)
-    # token stages hold no parameters: the state dicts match exactly
-    plain.load_state_dict(model.state_dict(), strict=True)
-    param = next(model.parameters(), None)
-    if param is not None:
-        plain.to(param.device)
-    plain.cfg = cfg
+    if cfg is not None:
+        plain.cfg = cfg
     return plain.eval()
 
 

@@ -15,7 +15,11 @@ weights. The CLIs in ``tools/model_converters/`` and the tests share them.
 * :func:`convert_mmseg_vit`  ``mmseg.models.backbones.VisionTransformer``
   backbones and full mmseg segmentor checkpoints;
 * :func:`convert_segmenter`  official rstrudel/segmenter ``checkpoint.pth``
-  (encoder -> ``backbone.*``, mask transformer -> ``decode_head.*``).
+  (encoder -> ``backbone.*``, mask transformer -> ``decode_head.*``);
+* :func:`convert_vitdet_vit`  ViTDet backbones (detectron2 / mmdet
+  ``projects/ViTDet``) with windowed attention and relative position tables
+  (resized to the target window / grid); :func:`convert_vtseg_to_vitdet` is
+  the inverse.
 
 Exact re-expressions (no numerical change):
 
@@ -39,20 +43,27 @@ import math
 import os
 import os.path as osp
 import re
+import sys
 from collections import OrderedDict
 from typing import (Callable, Dict, List, Mapping, NamedTuple, Optional,
                     Sequence, Tuple)
 
 import torch
+import torch.nn.functional as F
 from mmengine.logging import print_log
 from torch import Tensor
 
-from .checkpoint import CheckpointMismatchError
+from vtseg.compat import UnsafeCheckpointError, safe_torch_load
+from vtseg.models.backbones.vit import ViT
+from vtseg.models.layers import resize_rel_pos
+from vtseg.models.utils.checkpoint import CheckpointMismatchError
 
 __all__ = [
     'CheckpointConversionError', 'Converted', 'HEADS_BY_WIDTH',
     'convert_timm_vit', 'convert_dino_vit', 'convert_dinov2_vit',
-    'convert_mmseg_vit', 'convert_segmenter', 'CONVERTERS', 'convert_file',
+    'convert_mmseg_vit', 'convert_segmenter', 'convert_vitdet_vit',
+    'convert_vtseg_to_vitdet', 'ViTDetExport', 'VITDET_LAYOUTS',
+    'CONVERTERS', 'convert_file', 'convert_file_to_vitdet',
     'load_source_checkpoint', 'cli_main'
 ]
 
@@ -187,6 +198,9 @@ def _guess_format(keys: Sequence[str]) -> Optional[str]:
     """A hint for a checkpoint given to the wrong converter."""
     keys = list(keys)
     has = lambda pat: any(re.search(pat, k) for k in keys)  # noqa: E731
+    if has(r'(^|\.)blocks\.\d+\.attn\.rel_pos_[hw]$') or \
+            has(r'(^|\.)backbone\.net\.blocks\.'):
+        return 'ViTDet (vitdet2vtseg.py)'
     if has(r'^(encoder|decoder)\.'):
         return 'Segmenter (segmenter2vtseg.py)'
     if has(r'(^|\.)layers\.\d+\.attn\.attn\.in_proj_weight'):
@@ -282,7 +296,6 @@ def _rename(sd: Mapping[str, Tensor], *, source: str,
 def _expected_shapes(cfg: dict) -> Dict[str, tuple]:
     """Parameter shapes of ``ViT(**cfg)``, from a one-block instance
     (blocks 1.. repeat block 0), so huge models cost one block."""
-    from vtseg.models.backbones.vit import ViT
     kwargs = {k: v for k, v in cfg.items() if k != 'type'}
     depth = kwargs.pop('depth')
     one = ViT(depth=1, **kwargs)
@@ -919,6 +932,428 @@ def convert_segmenter(checkpoint: Mapping, num_heads: Optional[int] = None,
                    head_info=info)
 
 
+# ------------------------------------------------------------ ViTDet
+_VITDET_BLOCK_MAP = dict(_TIMM_BLOCK_MAP)
+_VITDET_BLOCK_MAP.update({'attn.rel_pos_h': 'attn.rel_pos_h',
+                          'attn.rel_pos_w': 'attn.rel_pos_w'})
+_VITDET_TOP_MAP = {k: k for k in ('pos_embed', 'patch_embed.proj.weight',
+                                  'patch_embed.proj.bias')}
+_VITDET_REFUSE = [
+    (r'(^|\.)blocks\.\d+\.residual\.',
+     'a convolutional residual block after a ViT block (detectron2 '
+     'residual_block_indexes)'),
+] + _TIMM_REFUSE
+#: layout name -> prefix of the ViT keys in that code base's checkpoints.
+VITDET_LAYOUTS = {'detectron2': 'backbone.net.', 'mmdet': 'backbone.',
+                  'plain': ''}
+_REL_RE = re.compile(r'^blocks\.(\d+)\.attn\.rel_pos_([hw])$')
+# parameter order inside a vtseg block (ViT.state_dict())
+_VITDET_BLOCK_ORDER = (
+    'norm1.weight', 'norm1.bias', 'attn.rel_pos_h', 'attn.rel_pos_w',
+    'attn.qkv.weight', 'attn.qkv.bias', 'attn.proj.weight', 'attn.proj.bias',
+    'ls1.gamma', 'norm2.weight', 'norm2.bias', 'mlp.fc1.weight',
+    'mlp.fc1.bias', 'mlp.fc2.weight', 'mlp.fc2.bias', 'ls2.gamma')
+
+
+def _vitdet_body(sd: Mapping[str, Tensor], pre: str
+                 ) -> Tuple[dict, str, List[Tuple[str, str]], List[str]]:
+    """The ViT tensors of a detectron2 (``backbone.net.*``), mmdet
+    (``backbone.*``) or bare ViTDet checkpoint: (tensors, their key prefix,
+    dropped (key, reason) pairs, notes)."""
+    for cand, what in ((pre + 'backbone.net.', 'detectron2 ViTDet model'),
+                       (pre + 'net.', 'detectron2 SimpleFeaturePyramid'),
+                       (pre + 'backbone.', 'mmdet ViTDet model')):
+        if any(k.startswith((cand + 'blocks.', cand + 'patch_embed.'))
+               for k in sd):
+            dropped = [(k, 'detection modules (feature pyramid, heads)')
+                       for k in sd if not k.startswith(cand)]
+            body = {k: v for k, v in sd.items() if k.startswith(cand)}
+            return body, cand, dropped, [
+                f'took the ViT of a {what} (keys {cand}*)']
+    return dict(sd), pre, [], []
+
+
+def _resolve_blocks(indices: Sequence[int], depth: int, source: str,
+                    what: str) -> List[int]:
+    out = []
+    for i in indices:
+        j = i + depth if i < 0 else i
+        if not 0 <= j < depth:
+            raise ValueError(f'{source}: {what} index {i} is out of range '
+                             f'for depth {depth}')
+        out.append(j)
+    return sorted(set(out))
+
+
+def convert_vitdet_vit(checkpoint: Mapping, num_heads: Optional[int] = None,
+                       window_size: Optional[int] = None,
+                       global_blocks: Optional[Sequence[int]] = None,
+                       img_size: Optional[Sequence[int]] = None,
+                       pos_hw: Optional[Sequence[int]] = None,
+                       norm_eps: float = 1e-6, prefix: str = '',
+                       source: str = 'vitdet') -> Converted:
+    """ViTDet backbone (detectron2 ``ViT`` / mmdet ``projects/ViTDet``) ->
+    vtseg ``ViT`` with windowed attention and relative positions.
+
+    Source keys (after ``backbone.net.`` in detectron2 models, ``backbone.``
+    in mmdet models, none for a bare backbone; the feature pyramid and the
+    detection heads are dropped): ``pos_embed`` (1, [1 +] N, C; the
+    pre-training cls entry of ``pretrain_use_cls_token=True`` is dropped),
+    ``patch_embed.proj.{weight,bias}``, ``blocks.{i}.{norm1, attn.qkv,
+    attn.proj, norm2, mlp.fc1, mlp.fc2}.*`` (timm names, kept) and
+    ``blocks.{i}.attn.rel_pos_{h,w}`` (2 * S - 1, head_dim). ViTDet has no
+    cls token, no final norm and no LayerScale, so the config has
+    ``with_cls_token=False``, ``pos_embed_with_cls=False``,
+    ``final_norm=False``. Residual conv blocks are refused.
+
+    Window layout. The relative position tables give it: with two table
+    sizes the smaller (S = window) marks the windowed blocks and the larger
+    (S = ViTDet's ``img_size // patch_size``, e.g. 64) the global ones.
+    Without tables (``use_rel_pos=False``) pass ``window_size`` /
+    ``global_blocks`` (default: every block global).
+
+    Target sizes. vtseg sizes the global tables and the position table by
+    one grid, ``img_size // patch_size``; it defaults to the global tables'
+    grid (ViTDet's input grid), so the tables are kept and ``pos_embed`` is
+    resized bicubically (``align_corners=False``, what ViTDet does at run
+    time: exact at that grid). ``window_size`` / ``img_size`` other than the
+    checkpoint's resize the tables linearly (:func:`~vtseg.models.layers.
+    resize_rel_pos`, detectron2's run-time interpolation).
+
+    Numerics: equal to ViTDet when the grid is divisible by the window;
+    otherwise build the ViT with ``attn_cfg=dict(type='WindowedAttention',
+    mask_padding=False)`` for ViTDet's zero-padded keys (vtseg masks them by
+    default).
+
+    Args:
+        num_heads: default: head_dim from the tables, else the standard
+            table (:data:`HEADS_BY_WIDTH`).
+        window_size: window side of the windowed blocks (default: from the
+            tables).
+        global_blocks: global block indices (default: from the tables).
+        img_size: vtseg ``img_size`` (int or (h, w)), see above.
+        pos_hw: (H, W) of a non-square source position table.
+        norm_eps: LayerNorm eps (ViTDet: 1e-6).
+        prefix: prepended to every output key (e.g. ``'backbone.'``).
+    """
+    sd = _unwrap(checkpoint, ('model', 'state_dict'), source)
+    _check_tensors(sd, source)
+    pre = _common(sd, 'module.')
+    sd, pre, dropped, notes = _vitdet_body(sd, pre)
+    r = _rename(sd, source=source, block_re=_BLOCK_RE,
+                block_map=_VITDET_BLOCK_MAP, top_map=_VITDET_TOP_MAP,
+                token_keys={}, drop_rules=[], refuse_rules=_VITDET_REFUSE,
+                key_prefix=pre)
+    src_name = _timm_src_name(block_map=_VITDET_BLOCK_MAP,
+                              top_map=_VITDET_TOP_MAP, prefix=pre)
+    t = r.tensors
+    rel: Dict[Tuple[int, str], Tensor] = {}
+    for name in list(t):
+        m = _REL_RE.match(name)
+        if m:
+            rel[(int(m.group(1)), m.group(2))] = t.pop(name)
+    for name in ('patch_embed.proj.weight', 'pos_embed'):
+        if name not in t:
+            raise CheckpointConversionError(
+                f'{source}: missing key {src_name(name)!r}' +
+                (' (use_abs_pos=False models cannot be converted: the vtseg '
+                 'ViT always has a position table)'
+                 if name == 'pos_embed' else ''))
+    w = t['patch_embed.proj.weight']
+    if w.dim() != 4 or w.shape[2] != w.shape[3]:
+        raise CheckpointConversionError(
+            f'{source}: {src_name("patch_embed.proj.weight")!r} has shape '
+            f'{_shape(w)}; expected (C, in_channels, p, p)')
+    C, p = int(w.shape[0]), int(w.shape[2])
+
+    # --- relative position tables: every block or none
+    if rel:
+        blocks = {i for i, _ in rel}
+        idx = sorted({int(k.split('.')[1]) for k in t
+                      if k.startswith('blocks.')} | blocks)
+        gaps = [(i, a) for i in idx for a in 'hw' if (i, a) not in rel]
+        if gaps:
+            i, a = gaps[0]
+            raise CheckpointConversionError(
+                f'{source}: missing key '
+                f'{src_name(f"blocks.{i}.attn.rel_pos_{a}")!r}: relative '
+                'position tables must be in every block or in none')
+        hd = int(rel[(idx[0], 'h')].shape[-1])
+        for (i, a), tab in rel.items():
+            if tab.dim() != 2 or tab.shape[0] % 2 == 0 or \
+                    int(tab.shape[1]) != hd:
+                raise CheckpointConversionError(
+                    f'{source}: '
+                    f'{src_name(f"blocks.{i}.attn.rel_pos_{a}")!r} has shape '
+                    f'{_shape(tab)}; expected (2 * S - 1, head_dim={hd})')
+        if num_heads is None:
+            if C % hd:
+                raise CheckpointConversionError(
+                    f'{source}: relative position tables have head_dim={hd}'
+                    f', which does not divide embed_dims={C}')
+            num_heads = C // hd
+            notes.append(f'num_heads={num_heads} from the head_dim of the '
+                         'relative position tables')
+        elif hd * num_heads != C:
+            raise CheckpointConversionError(
+                f'{source}: relative position tables have head_dim={hd}, but '
+                f'embed_dims={C} / num_heads={num_heads} = {C / num_heads:g}')
+        sizes = {i: ((int(rel[(i, 'h')].shape[0]) + 1) // 2,
+                     (int(rel[(i, 'w')].shape[0]) + 1) // 2) for i in idx}
+    else:
+        sizes = {}
+
+    # --- window layout
+    depth_src = 1 + max((int(k.split('.')[1]) for k in t
+                         if k.startswith('blocks.')), default=-1)
+    distinct = sorted(set(sizes.values()), key=lambda s: s[0] * s[1])
+    if global_blocks is not None:
+        glob = _resolve_blocks(list(global_blocks), depth_src, source,
+                               'global_blocks')
+    elif not sizes:
+        glob = list(range(depth_src)) if not window_size else []
+        if window_size is None:
+            notes.append('no relative position tables: the window layout is '
+                         'not stored, every block is global (pass '
+                         'window_size / global_blocks)')
+    elif len(distinct) == 2:
+        glob = [i for i, s in sizes.items() if s == distinct[1]]
+    elif len(distinct) == 1 and not window_size:
+        glob = list(range(depth_src))
+    else:
+        raise CheckpointConversionError(
+            f'{source}: cannot tell windowed from global blocks: the '
+            f'relative position tables have sizes {distinct} (S of '
+            '2 * S - 1); pass global_blocks (--global-blocks) and '
+            'window_size (--window-size)')
+    windowed = [i for i in range(depth_src) if i not in glob]
+    if window_size is None:
+        src_ws = {sizes[i] for i in windowed if i in sizes}
+        if len(src_ws) > 1 or any(s[0] != s[1] for s in src_ws):
+            raise CheckpointConversionError(
+                f'{source}: windowed blocks {windowed} have relative '
+                f'position tables of sizes {sorted(src_ws)}; expected one '
+                'square window: pass window_size (--window-size)')
+        window_size = next(iter(src_ws))[0] if src_ws else 0
+    if windowed and not window_size:
+        raise CheckpointConversionError(
+            f'{source}: blocks {windowed} are windowed but the window size '
+            'is unknown; pass window_size (--window-size)')
+
+    # --- position table: drop the cls entry, resize to the target grid
+    pos = t['pos_embed']
+    if pos.dim() != 3 or pos.shape[0] != 1 or pos.shape[2] != C:
+        raise CheckpointConversionError(
+            f'{source}: {src_name("pos_embed")!r} has shape {_shape(pos)}; '
+            f'expected (1, [1 +] N, {C})')
+    L = int(pos.shape[1])
+    if pos_hw is not None:
+        src_hw = (int(pos_hw[0]), int(pos_hw[1]))
+        n = src_hw[0] * src_hw[1]
+        if L not in (n, n + 1):
+            raise CheckpointConversionError(
+                f'{source}: {src_name("pos_embed")!r} has {L} entries; '
+                f'pos_hw={src_hw} needs {n} (+ 1 cls entry)')
+        has_cls = L == n + 1
+    elif L > 1 and _is_square(L - 1):
+        src_hw, has_cls = (math.isqrt(L - 1), ) * 2, True
+    elif _is_square(L):
+        src_hw, has_cls = (math.isqrt(L), ) * 2, False
+    else:
+        raise CheckpointConversionError(
+            f'{source}: {src_name("pos_embed")!r} has {L} entries, neither a '
+            'square grid nor a square grid plus a cls entry; pass pos_hw '
+            '(--pos-hw H W)')
+    patch_pos = pos[:, 1:] if has_cls else pos
+    if has_cls:
+        notes.append('dropped the pre-training cls entry of pos_embed '
+                     '(ViTDet ignores it: pretrain_use_cls_token)')
+    if img_size is not None:
+        if isinstance(img_size, int):
+            img_size = (img_size, img_size)
+        grid = (int(img_size[0]) // p, int(img_size[1]) // p)
+    elif glob and sizes:
+        grid = sizes[glob[0]]
+    else:
+        grid = src_hw
+    if grid != src_hw:
+        # in the checkpoint's precision (fp32 at least), as ViTDet does
+        work = torch.promote_types(patch_pos.dtype, torch.float32)
+        tab = patch_pos.reshape(1, src_hw[0], src_hw[1], C).permute(
+            0, 3, 1, 2).to(work)
+        tab = F.interpolate(tab, size=grid, mode='bicubic',
+                            align_corners=False)
+        patch_pos = tab.permute(0, 2, 3, 1).reshape(1, -1, C).to(
+            patch_pos.dtype)
+        notes.append(f'pos_embed resized from {src_hw[0]}x{src_hw[1]} to '
+                     f'{grid[0]}x{grid[1]} (bicubic, align_corners=False, '
+                     'as ViTDet at run time)')
+    t['pos_embed'] = patch_pos.contiguous()
+
+    vt, cfg, n2 = _assemble_vit(
+        r, source=source, token_order=(), tokens_in_pos=False,
+        num_heads=num_heads, pos_hw=grid, norm_eps=norm_eps,
+        src_name_of=src_name, require_cls=False, patch_only_table=True)
+    notes += n2
+    depth = cfg['depth']
+    if depth != depth_src:  # pragma: no cover (assemble checks the blocks)
+        raise CheckpointConversionError(f'{source}: depth mismatch')
+
+    # --- relative position tables at the target sizes
+    if rel:
+        resized = {}
+        for i in range(depth):
+            want = (window_size, window_size) if i in windowed else grid
+            for a, S in zip('hw', want):
+                tab = rel[(i, a)]
+                if int(tab.shape[0]) != 2 * S - 1:
+                    resized.setdefault(
+                        (int(tab.shape[0]), 2 * S - 1), []).append(i)
+                    tab = resize_rel_pos(tab, 2 * S - 1)
+                vt[f'blocks.{i}.attn.rel_pos_{a}'] = tab.contiguous()
+        for (a, b), blocks in sorted(resized.items()):
+            notes.append(f'relative position tables of blocks '
+                         f'{sorted(set(blocks))} resized from {a} to {b} '
+                         'entries (linear, as detectron2 at run time)')
+    # the order of ViT.state_dict(): embeddings, block by block, norm
+    order = {k: n for n, k in enumerate(_VITDET_BLOCK_ORDER)}
+    blocks = sorted((k for k in vt if k.startswith('blocks.')),
+                    key=lambda k: (int(k.split('.')[1]),
+                                   order.get(k.split('.', 2)[2], len(order))))
+    vt = OrderedDict([(k, vt[k]) for k in vt if not k.startswith('blocks.')
+                      and not k.startswith('norm.')] +
+                     [(k, vt[k]) for k in blocks] +
+                     [(k, vt[k]) for k in vt if k.startswith('norm.')])
+    if window_size or rel:
+        cfg.update(window_size=int(window_size),
+                   global_blocks=glob if window_size else [],
+                   use_rel_pos=bool(rel), rel_pos_zero_init=True)
+    if windowed and any(g % window_size for g in grid):
+        notes.append(
+            f'the {grid[0]}x{grid[1]} grid is not divisible by window_size='
+            f'{window_size}: vtseg masks the padded keys; for ViTDet\'s '
+            "numerics build the ViT with attn_cfg=dict(type='"
+            "WindowedAttention', mask_padding=False)")
+    return _finish(source, vt, cfg, notes, r.dropped + dropped, prefix)
+
+
+class ViTDetExport(NamedTuple):
+    """Result of :func:`convert_vtseg_to_vitdet`.
+
+    Attributes:
+        state_dict: ViTDet tensors under the layout's key prefix.
+        vitdet_cfg: detectron2 / mmdet ``ViT`` kwargs read off the weights
+            (``window_size`` / ``window_block_indexes`` only when relative
+            position tables show them).
+        dropped: input keys not carried over (non-backbone modules).
+        notes: remarks.
+    """
+    state_dict: 'OrderedDict[str, Tensor]'
+    vitdet_cfg: dict
+    dropped: List[str]
+    notes: List[str]
+
+
+def convert_vtseg_to_vitdet(checkpoint: Mapping, layout: str = 'detectron2',
+                            prefix: Optional[str] = None,
+                            pretrain_use_cls_token: bool = True,
+                            source: str = 'vtseg') -> ViTDetExport:
+    """vtseg ``ViT`` -> ViTDet names (the inverse of
+    :func:`convert_vitdet_vit` when the sizes agree: the round trip
+    vtseg -> ViTDet -> vtseg is exact).
+
+    Args:
+        checkpoint: vtseg state dict or ``{'state_dict': ...}``.
+        layout: ``'detectron2'`` (``backbone.net.*``), ``'mmdet'``
+            (``backbone.*``) or ``'plain'`` (no prefix).
+        prefix: prefix of the vtseg backbone keys (default ``'backbone.'``
+            when present, else ``''``); other keys are dropped.
+        pretrain_use_cls_token: prepend a (zero, unused) cls entry to
+            ``pos_embed``, the layout of ViTDet's default
+            ``pretrain_use_cls_token=True``.
+
+    Refused (ViTDet cannot hold them): cls / register tokens, a final norm,
+    LayerScale, a non-square position table.
+    """
+    if layout not in VITDET_LAYOUTS:
+        raise ValueError(f'layout must be one of {sorted(VITDET_LAYOUTS)}, '
+                         f'got {layout!r}')
+    sd = _unwrap(checkpoint, ('state_dict', 'model'), source)
+    _check_tensors(sd, source)
+    if prefix is None:
+        prefix = 'backbone.' if any(k.startswith('backbone.')
+                                    for k in sd) else ''
+    body = {k[len(prefix):]: v for k, v in sd.items()
+            if k.startswith(prefix)}
+    dropped = [k for k in sd if not k.startswith(prefix)]
+    refuse = [
+        (r'^(cls_token|reg_token)$', 'prefix tokens (ViTDet has none: build '
+         'the ViT with with_cls_token=False, num_register_tokens=0)'),
+        (r'^norm\.', "a final norm (ViTDet's ViT has none: final_norm="
+         'False)'),
+        (r'\.ls[12]\.gamma$', 'LayerScale (ViTDet has none)'),
+    ]
+    block_keys = set(_VITDET_BLOCK_MAP.values()) - {'ls1.gamma', 'ls2.gamma'}
+    unknown = []
+    for k, v in body.items():
+        for pat, why in refuse:
+            if re.search(pat, k):
+                raise CheckpointConversionError(
+                    f'{source}: key {prefix + k!r} {_shape(v)} is {why}; '
+                    'refusing to convert')
+        m = re.match(_BLOCK_RE, k)
+        if k not in _VITDET_TOP_MAP and not (m and m.group(2) in block_keys):
+            unknown.append(prefix + k)
+    if unknown:
+        raise CheckpointConversionError(
+            f'{source}: {len(unknown)} key(s) have no place in a ViTDet ViT: '
+            f'{_fmt_keys(unknown)}')
+    for name in ('pos_embed', 'patch_embed.proj.weight'):
+        if name not in body:
+            raise CheckpointConversionError(
+                f'{source}: missing key {prefix + name!r}')
+    pos, w = body['pos_embed'], body['patch_embed.proj.weight']
+    C, p = int(w.shape[0]), int(w.shape[-1])
+    N = int(pos.shape[1])
+    if pos.dim() != 3 or not _is_square(N):
+        raise CheckpointConversionError(
+            f'{source}: {prefix}pos_embed has shape {_shape(pos)}; ViTDet '
+            'needs a square patch-only table (1, g * g, C)')
+    g = math.isqrt(N)
+    notes = []
+    if pretrain_use_cls_token:
+        pos = torch.cat([pos.new_zeros(1, 1, C), pos], dim=1)
+        notes.append('pos_embed got a zero cls entry in front '
+                     '(pretrain_use_cls_token=True; ViTDet ignores it)')
+    depth = 1 + max((int(k.split('.')[1]) for k in body
+                     if k.startswith('blocks.')), default=-1)
+    fc1 = body.get('blocks.0.mlp.fc1.weight')
+    cfg = dict(img_size=g * p, patch_size=p, in_chans=int(w.shape[1]),
+               embed_dim=C, depth=depth,
+               mlp_ratio=(int(fc1.shape[0]) / C) if fc1 is not None else None,
+               qkv_bias='blocks.0.attn.qkv.bias' in body,
+               use_abs_pos=True, pretrain_img_size=g * p,
+               pretrain_use_cls_token=pretrain_use_cls_token)
+    rel = {int(m.group(1)): (int(v.shape[0]) + 1) // 2 for k, v in body.items()
+           if (m := _REL_RE.match(k)) and m.group(2) == 'h'}
+    cfg['use_rel_pos'] = bool(rel)
+    if rel:
+        cfg['num_heads'] = C // int(body['blocks.0.attn.rel_pos_h'].shape[1])
+        win = sorted({s for s in rel.values() if s != g})
+        cfg['window_size'] = win[0] if len(win) == 1 else (win or 0)
+        cfg['window_block_indexes'] = [i for i in sorted(rel)
+                                       if rel[i] != g]
+    else:
+        notes.append('no relative position tables: window_size / '
+                     'window_block_indexes are not stored in the weights')
+    body['pos_embed'] = pos
+    out_pre = VITDET_LAYOUTS[layout]
+    out = OrderedDict((out_pre + k, v) for k, v in body.items())
+    for note in notes:
+        print_log(f'{source}: {note}', logger='current')
+    return ViTDetExport(out, cfg, dropped, notes)
+
+
 #: source name -> converter function.
 CONVERTERS: Dict[str, Callable[..., Converted]] = {
     'timm': convert_timm_vit,
@@ -926,6 +1361,7 @@ CONVERTERS: Dict[str, Callable[..., Converted]] = {
     'dinov2': convert_dinov2_vit,
     'mmseg': convert_mmseg_vit,
     'segmenter': convert_segmenter,
+    'vitdet': convert_vitdet_vit,
 }
 
 _SCRIPTS = {
@@ -934,6 +1370,7 @@ _SCRIPTS = {
     'dinov2': 'dinov2_2vtseg.py',
     'mmseg': 'mmseg2vtseg.py',
     'segmenter': 'segmenter2vtseg.py',
+    'vitdet': 'vitdet2vtseg.py',
 }
 
 
@@ -946,7 +1383,6 @@ def load_source_checkpoint(path: str):
     their command-line ``args`` with it (a plain attribute container: no
     code runs when it is rebuilt).
     """
-    from vtseg.compat import safe_torch_load
     with torch.serialization.safe_globals([argparse.Namespace]):
         return safe_torch_load(path, map_location='cpu')
 
@@ -996,6 +1432,58 @@ def convert_file(source: str, src: str, dst: str, force: bool = False,
     return res
 
 
+def convert_file_to_vitdet(src: str, dst: str, force: bool = False,
+                           **kwargs) -> ViTDetExport:
+    """Convert the vtseg checkpoint ``src`` to ViTDet names with
+    :func:`convert_vtseg_to_vitdet` and save it to ``dst``:
+    ``{'model': ..., 'meta': ...}`` for the detectron2 layout (what its
+    ``DetectionCheckpointer`` reads), ``{'state_dict': ..., 'meta': ...}``
+    otherwise (mmdet / mmengine)."""
+    if osp.exists(dst) and osp.exists(src) and osp.samefile(src, dst):
+        raise FileExistsError(f'destination {dst} is the source checkpoint')
+    if osp.exists(dst) and not force:
+        raise FileExistsError(f'{dst} exists; not overwriting it (pass '
+                              '--force to replace it)')
+    ckpt = load_source_checkpoint(src)
+    res = convert_vtseg_to_vitdet(ckpt, source=f'vtseg checkpoint {src}',
+                                  **kwargs)
+    layout = kwargs.get('layout', 'detectron2')
+    meta = dict(source=osp.abspath(src), source_format='vtseg',
+                converter='tools/model_converters/vitdet2vtseg.py --reverse',
+                converter_args=dict(kwargs), vitdet_cfg=res.vitdet_cfg,
+                dropped_keys=res.dropped, notes=res.notes)
+    key = 'model' if layout == 'detectron2' else 'state_dict'
+    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
+    tmp = dst + '.tmp'
+    torch.save({key: res.state_dict, 'meta': _plain(meta)}, tmp)
+    os.replace(tmp, dst)
+    return res
+
+
+def _img_size_arg(values: Optional[Sequence[int]]):
+    if values is None:
+        return None
+    if len(values) not in (1, 2):
+        raise SystemExit('error: --img-size takes S or H W')
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def _vitdet_reverse_cli(args) -> int:
+    prefix = None if args.prefix == '' else args.prefix
+    try:
+        res = convert_file_to_vitdet(
+            args.src, args.dst, force=args.force, layout=args.layout,
+            prefix=prefix, pretrain_use_cls_token=not args.no_cls_entry)
+    except (CheckpointMismatchError, FileExistsError, FileNotFoundError,
+            UnsafeCheckpointError, ValueError, RuntimeError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    print(f'wrote {args.dst}: {len(res.state_dict)} tensors in the '
+          f'{args.layout} layout')
+    print(f'ViTDet config: {res.vitdet_cfg}')
+    return 0
+
+
 def _build_parser(source: str) -> argparse.ArgumentParser:
     titles = {
         'timm': 'a timm / DeiT ViT',
@@ -1003,6 +1491,7 @@ def _build_parser(source: str) -> argparse.ArgumentParser:
         'dinov2': 'a facebookresearch/dinov2 ViT',
         'mmseg': 'an mmseg VisionTransformer (backbone or full segmentor)',
         'segmenter': 'an official rstrudel/segmenter',
+        'vitdet': 'a ViTDet (detectron2 / mmdet projects/ViTDet)',
     }
     p = argparse.ArgumentParser(
         description=f'Convert {titles[source]} checkpoint to the vtseg '
@@ -1027,6 +1516,27 @@ def _build_parser(source: str) -> argparse.ArgumentParser:
         p.add_argument('--which', choices=('teacher', 'student'),
                        default='teacher',
                        help='network of a training checkpoint')
+    if source == 'vitdet':
+        p.add_argument('--window-size', type=int, default=None,
+                       help='window of the windowed blocks (default: from '
+                       'the relative position tables); another size '
+                       'resizes the tables')
+        p.add_argument('--global-blocks', type=int, nargs='*', default=None,
+                       help='global block indices (default: from the tables)')
+        p.add_argument('--img-size', type=int, nargs='+', default=None,
+                       metavar='S', help='vtseg img_size (S or H W): the '
+                       'grid of pos_embed and of the global tables (default: '
+                       "the global tables' grid, e.g. 1024 for ViTDet-B)")
+        p.add_argument('--reverse', action='store_true',
+                       help='convert a vtseg ViT checkpoint to ViTDet names '
+                       'instead')
+        p.add_argument('--layout', choices=sorted(VITDET_LAYOUTS),
+                       default='detectron2',
+                       help='--reverse: key layout of the output '
+                       '(detectron2: backbone.net.*, mmdet: backbone.*)')
+        p.add_argument('--no-cls-entry', action='store_true',
+                       help='--reverse: no cls entry in pos_embed '
+                       '(pretrain_use_cls_token=False)')
     if source == 'mmseg':
         p.add_argument('--no-cls-token', action='store_true',
                        help='the mmseg config has with_cls_token=False')
@@ -1040,7 +1550,6 @@ def _build_parser(source: str) -> argparse.ArgumentParser:
 
 def cli_main(source: str, argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``tools/model_converters/<source>2vtseg.py``."""
-    import sys
     args = _build_parser(source).parse_args(argv)
     kwargs = dict(num_heads=args.num_heads,
                   pos_hw=tuple(args.pos_hw) if args.pos_hw else None,
@@ -1050,7 +1559,12 @@ def cli_main(source: str, argv: Optional[Sequence[str]] = None) -> int:
     if source == 'mmseg':
         kwargs['with_cls_token'] = not args.no_cls_token
         kwargs['keep_heads'] = not args.drop_heads
-    from vtseg.compat import UnsafeCheckpointError
+    if source == 'vitdet' and args.reverse:
+        return _vitdet_reverse_cli(args)
+    if source == 'vitdet':
+        kwargs.update(window_size=args.window_size,
+                      global_blocks=args.global_blocks,
+                      img_size=_img_size_arg(args.img_size))
     try:
         res = convert_file(source, args.src, args.dst, force=args.force,
                            **kwargs)

@@ -1,10 +1,11 @@
 """Normalised cut on ViT patch tokens (TokenCut), as plain functions.
 
-methods.md §5. One image: tokens -> cosine affinity graph -> second smallest
-generalised eigenvector of (D - W) x = lambda D x -> bipartition at the mean ->
-4-connected component around the seed -> box. Also: several objects per image
-(:func:`ncut_multi`), a graph over the tokens of several video frames
-(:func:`ncut_video`) and the CorLoc score (:func:`corloc`, methods.md §8.2).
+Method notes: docs/methods/tokencut.md. One image: tokens -> cosine affinity
+graph -> second smallest generalised eigenvector of (D - W) x = lambda D x ->
+bipartition at the mean -> 4-connected component around the seed -> box.
+Also: several objects per image (:func:`ncut_multi`), a graph over the tokens
+of several video frames (:func:`ncut_video`) and the CorLoc score
+(:func:`corloc`, docs/methods/metrics.md#corloc).
 
 Eigen solvers (``solver=``):
 
@@ -40,7 +41,9 @@ from scipy.sparse import linalg as spla
 __all__ = [
     'ncut', 'ncut_box', 'corloc', 'corloc_iou', 'centered_box',
     'ncut_affinity', 'fiedler_vector', 'ncut_multi', 'ncut_video',
-    'build_video_graph', 'ncut_components', 'NCUT_SOLVERS', 'MULTI_DEFAULTS'
+    'build_video_graph', 'ncut_components', 'NCUT_SOLVERS', 'MULTI_DEFAULTS',
+    'ncut_from_affinity', 'ncut_multi_from_affinity', 'is_uniform_graph',
+    'component_box'
 ]
 
 logger = logging.getLogger(__name__)
@@ -108,7 +111,8 @@ def ncut_affinity(feats: ArrayLike,
                   tau: float = 0.2,
                   eps: float = 1e-5,
                   binary_graph: bool = True) -> np.ndarray:
-    """TokenCut affinity matrix W (methods.md §5.1, step 3).
+    """TokenCut affinity matrix W
+    (docs/methods/tokencut.md#image-mode, step 3).
 
     Args:
         feats: (N, C) patch features (no prefix tokens).
@@ -130,7 +134,10 @@ def ncut_affinity(feats: ArrayLike,
     return w
 
 
-def _uniform(w: np.ndarray) -> bool:
+def is_uniform_graph(w: np.ndarray) -> bool:
+    """True when every entry of the (N, N) affinity ``w`` has the same
+    value (up to rounding): every token is linked to every other alike, so
+    no cut exists (e.g. identical features, or a tau every pair exceeds)."""
     lo, hi = float(w.min()), float(w.max())
     return hi - lo <= 1e-12 * max(abs(hi), 1.0)
 
@@ -254,12 +261,27 @@ def fiedler_vector(w: Union[np.ndarray, sparse.spmatrix],
 
 
 # ------------------------------------------------------------------- cut
-def _cut(w: np.ndarray, solver: str, return_flip: bool = False):
-    """bipartition (N,) bool, eigvec (N,), seed, lambda_2 [, flipped] from
-    W."""
+def ncut_from_affinity(w: np.ndarray, solver: str = 'auto',
+                       return_flip: bool = False):
+    """The normalised cut of :func:`ncut`, from an affinity matrix.
+
+    Args:
+        w: (N, N) symmetric float64 affinity (:func:`ncut_affinity`).
+        solver: one of :data:`NCUT_SOLVERS`.
+        return_flip: also return whether the eigenvector was negated (so
+            that the partition holds the seed).
+
+    Returns:
+        (bipartition, eigvec, seed, lambda_2[, flipped]): bipartition (N,)
+        bool (x > mean(x), containing the seed); eigvec (N,) float64 x
+        (x^T D x = 1, negated with the partition); seed: int, index of
+        max |x|; lambda_2: float, the cut's eigenvalue. A uniform graph
+        (:func:`is_uniform_graph`) gives an all-True partition, a zero
+        eigvec, seed 0 and lambda_2 = 1.
+    """
     n = w.shape[0]
     flipped = False
-    if _uniform(w):
+    if is_uniform_graph(w):
         # Every token is connected to every other with one weight (e.g.
         # identical features): no cut exists. Defined result: one segment
         # holding everything, a zero eigenvector, seed 0.
@@ -313,7 +335,7 @@ def ncut(feats: ArrayLike,
     x = _check_feats(feats)
     h, w_ = _check_grid(grid, x.shape[0])
     w = ncut_affinity(x, tau, eps, binary_graph)
-    part, vec, seed, _ = _cut(w, solver)
+    part, vec, seed, _ = ncut_from_affinity(w, solver)
     return (_like(feats, part.reshape(h, w_)), _like(feats,
                                                      vec.reshape(h, w_)),
             seed)
@@ -327,7 +349,19 @@ def _patch_hw(patch_size) -> Tuple[int, int]:
     return int(ph), int(pw)
 
 
-def _component_box(comp: np.ndarray, patch_size, image_size) -> np.ndarray:
+def component_box(comp: np.ndarray,
+                  patch_size: Union[int, Tuple[int, int]],
+                  image_size: Optional[Sequence[int]] = None) -> np.ndarray:
+    """Pixel box around the True tokens of a token mask.
+
+    Args:
+        comp: (h, w) bool token mask (not empty).
+        patch_size: p or (p_h, p_w) in pixels.
+        image_size: (H, W) of the unpadded image; x2 / y2 are clipped to it.
+
+    Returns:
+        (4,) float64 [x1, y1, x2, y2] in pixels (0-based, half-open).
+    """
     ph, pw = _patch_hw(patch_size)
     rows = np.flatnonzero(comp.any(axis=1))
     cols = np.flatnonzero(comp.any(axis=0))
@@ -343,7 +377,8 @@ def ncut_box(bipartition: ArrayLike,
              seed: int,
              patch_size: Union[int, Tuple[int, int]],
              image_size: Optional[Sequence[int]] = None):
-    """Box of the seed's 4-connected component (methods.md §5.1, 7-8).
+    """Box of the seed's 4-connected component
+    (docs/methods/tokencut.md#image-mode, steps 7-8).
 
     Args:
         bipartition: (h, w) bool foreground tokens.
@@ -372,7 +407,7 @@ def ncut_box(bipartition: ArrayLike,
                          'bipartition')
     labels, _ = ndimage.label(part)  # default structure: 4-connectivity
     comp = labels == labels[r, c]
-    box = _component_box(comp, patch_size, image_size)
+    box = component_box(comp, patch_size, image_size)
     return _like(bipartition, box), _like(bipartition, comp)
 
 
@@ -394,7 +429,7 @@ def centered_box(image_size: Sequence[int], fraction: float = 0.5
 # ---------------------------------------------------------------- CorLoc
 def corloc_iou(box: ArrayLike, gt_boxes: ArrayLike,
                faithful: bool = False) -> np.ndarray:
-    """IoU of one box with K boxes (methods.md §8.2).
+    """IoU of one box with K boxes (docs/methods/metrics.md#corloc).
 
     IoU = inter / (w_a h_a + w_b h_b - inter + 1e-7), overlap clamped at 0, no
     +1 on widths / heights. ``faithful`` also adds 1e-7 to every height
@@ -425,7 +460,7 @@ def corloc(pred_boxes: Sequence[ArrayLike],
            iou_thr: float = 0.5,
            faithful: bool = False) -> float:
     """Fraction of images whose predicted box has IoU >= ``iou_thr`` with any
-    ground-truth box of that image (methods.md §8.2).
+    ground-truth box of that image (docs/methods/metrics.md#corloc).
 
     Args:
         pred_boxes: one (4,) box per image.
@@ -455,7 +490,7 @@ def corloc(pred_boxes: Sequence[ArrayLike],
 def ncut_components(bipartition: np.ndarray, eigvec: np.ndarray, seed: int,
                     min_tokens: int = 1) -> List[Dict]:
     """Every 4-connected foreground component, the seed's first, the others
-    ranked by mean |x| (methods.md §5.6).
+    ranked by mean |x| (docs/methods/tokencut.md#requirements-from-users).
 
     Returns:
         list of dicts ``mask`` (h, w) bool, ``score`` (mean |x| of the
@@ -493,7 +528,8 @@ def ncut_multi(feats: ArrayLike,
                max_eigval: float = 0.9,
                max_area: float = 0.6,
                solver: str = 'auto') -> List[Dict]:
-    """Several objects per image (vtseg extension, methods.md §5.6).
+    """Several objects per image (vtseg extension,
+    docs/methods/tokencut.md#requirements-from-users).
 
     Modes:
 
@@ -524,14 +560,33 @@ def ncut_multi(feats: ArrayLike,
     x = _check_feats(feats)
     h, w_ = _check_grid(grid, x.shape[0])
     w_full = ncut_affinity(x, tau, eps, binary_graph)
-    part, vec, seed, lam = _cut(w_full, solver)
-    return _multi_objects(w_full, (h, w_), part, vec, seed, lam, max_objects,
-                          mode, min_tokens, max_eigval, max_area, solver)
+    part, vec, seed, lam = ncut_from_affinity(w_full, solver)
+    return ncut_multi_from_affinity(w_full, (h, w_), part, vec, seed, lam,
+                                    max_objects, mode, min_tokens,
+                                    max_eigval, max_area, solver)
 
 
-def _multi_objects(w_full, grid, part, vec, seed, lam, max_objects, mode,
-                   min_tokens, max_eigval, max_area, solver) -> List[Dict]:
-    """:func:`ncut_multi` from the affinity and its first cut."""
+def ncut_multi_from_affinity(w_full: np.ndarray, grid: Sequence[int],
+                             part: np.ndarray, vec: np.ndarray, seed: int,
+                             lam: float, max_objects: int = 3,
+                             mode: str = 'recursive', min_tokens: int = 2,
+                             max_eigval: float = 0.9, max_area: float = 0.6,
+                             solver: str = 'auto') -> List[Dict]:
+    """:func:`ncut_multi` from the affinity and its first cut.
+
+    Args:
+        w_full: (N, N) affinity of the image's tokens (N = h * w).
+        grid: (h, w).
+        part, vec, seed, lam: the first cut, as returned by
+            :func:`ncut_from_affinity` on ``w_full``: (N,) bool, (N,)
+            float64, int, float.
+        max_objects, mode, min_tokens, max_eigval, max_area, solver: as
+            :func:`ncut_multi`.
+
+    Returns:
+        :func:`ncut_multi`'s list of dicts (``mask`` (h, w) bool, ``seed``,
+        ``score``, and ``eigval`` in recursive mode).
+    """
     h, w_ = grid
     if mode == 'components':
         objs = ncut_components(part.reshape(h, w_), vec.reshape(h, w_), seed,
@@ -553,7 +608,8 @@ def _multi_objects(w_full, grid, part, vec, seed, lam, max_objects, mode,
         idx = np.flatnonzero(remaining)
         if len(objs) >= max_objects or len(idx) < max(2 * min_tokens, 2):
             break
-        sub_part, _, sub_seed, lam = _cut(w_full[np.ix_(idx, idx)], solver)
+        sub_part, _, sub_seed, lam = ncut_from_affinity(
+            w_full[np.ix_(idx, idx)], solver)
         part = np.zeros(h * w_, bool)
         part[idx[sub_part]] = True
         seed = int(idx[sub_seed])
@@ -596,7 +652,8 @@ def build_video_graph(feats: np.ndarray,
                       edges_per_token: Optional[int] = None,
                       block_rows: Optional[int] = None,
                       seed: int = 0) -> sparse.csr_matrix:
-    """Sparse video graph over M tokens, built block by block (§5.3).
+    """Sparse video graph over M tokens, built block by block
+    (docs/methods/tokencut.md#video-mode).
 
     Edge (i, j) where the fused similarity S_ij > tau; S = (1 - alpha) S_img +
     alpha S_flow (``fusion='mean'``; also 'max', 'min', 'img', 'flow').
@@ -679,7 +736,7 @@ def ncut_video(feats: ArrayLike,
                solver: str = 'arpack',
                faithful: bool = False):
     """Foreground of every frame from one graph over several frames' tokens
-    (TokenCut video, methods.md §5.3).
+    (TokenCut video, docs/methods/tokencut.md#video-mode).
 
     Frames are processed in non-overlapping chunks of ``max_frames``; each
     chunk's graph is sparse (:func:`build_video_graph`), so memory grows with
@@ -687,8 +744,8 @@ def ncut_video(feats: ArrayLike,
     sampling) it grows linearly in the number of tokens. ``eps`` adds
     eps to every pair *implicitly* (a rank-one term, never densified) so the
     graph is connected; the reference has no eps. ``faithful=True`` forces
-    eps = 0 and alpha = 0.5 (the reference's argument mix-up, methods.md
-    §5.4 item 5).
+    eps = 0 and alpha = 0.5 (the reference's argument mix-up,
+    docs/methods/tokencut.md#quirks, quirk 5).
 
     Args:
         feats: (T, N, C) patch features of T frames of an (h, w) grid.

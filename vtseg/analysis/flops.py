@@ -1,4 +1,4 @@
-"""FLOP counting for vtseg models (methods.md section 1.5).
+"""FLOP counting for vtseg models (docs/methods/flops_and_speed.md).
 
 One multiply-add counts as one FLOP (the mmcv / fvcore convention of the
 Expedit and ALGM tables). The standard layers are counted by mmengine's
@@ -9,11 +9,14 @@ module adds what that counter misses:
   vtseg ViT uses, and which mmengine has no handle for) counts
   Tq * Tk * (d_qk + d_v) per head and image, i.e. 2 * T^2 * C per layer on
   the tokens that are live in that layer;
-* **token stages** (reducers): a method registers a formula for its stage
-  class with :func:`register_flop_formula`; the traced cost of that stage
-  (including an output restorer's ``restore`` calls, which the backbone makes
-  outside ``__call__``) is replaced by the formula evaluated on the shapes of
-  an eager forward. Gathers and scatters count 0;
+* **token stages** (reducers): every
+  :class:`~vtseg.models.reducers.BaseTokenStage` has a method
+  ``flops(call, args, output, mode)``; where it returns a number for a
+  ``'forward'`` or ``'restore'`` call (an output restorer's ``restore``,
+  which the backbone makes outside ``__call__``), the traced cost of that
+  call is replaced by the number, evaluated on the shapes of an eager
+  forward. ``None`` (no formula) keeps the traced ops. Gathers and scatters
+  count 0;
 * **weighted embedding bags** (``aten::embedding_bag`` with
   ``per_sample_weights``, e.g. an Expedit reconstruction that a decode head
   applies, ``restore='head'``): one multiply-add per index and channel.
@@ -21,28 +24,29 @@ module adds what that counter misses:
 Counts are per forward of the given batch (divide by the batch size for
 per-image numbers).
 """
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
+from mmengine.analysis import FlopAnalyzer
+from mmengine.analysis.jit_handles import get_shape
+from mmseg.models.segmentors import BaseSegmentor
 from torch import Tensor
 
+from vtseg.models.reducers import BaseTokenStage
+
 __all__ = [
-    'register_flop_formula', 'sdpa_flop_jit', 'embedding_bag_flop_jit',
-    'count_flops', 'FlopCount',
-    'TensorModeWrapper', 'REDUCER_COUNT_MODES'
+    'sdpa_flop_jit', 'embedding_bag_flop_jit', 'count_flops', 'FlopCount',
+    'summarize_counts', 'TensorModeWrapper', 'REDUCER_COUNT_MODES'
 ]
 
 #: ``'executed'``: what the vtseg implementation evaluates (e.g. only the
 #: token-cluster pairs inside Expedit's locality window); ``'spec'``: the
-#: dense formulas written in methods.md 1.5.
+#: dense formulas of docs/methods/flops_and_speed.md#what-is-counted.
 REDUCER_COUNT_MODES = ('executed', 'spec')
-
-# stage class -> formula(module, call, args, output, mode) -> int
-_FORMULAS: Dict[type, Callable[..., int]] = OrderedDict()
 
 _SDPA_OPS = ('aten::scaled_dot_product_attention',
              'aten::_scaled_dot_product_attention_math',
@@ -52,24 +56,7 @@ _SDPA_OPS = ('aten::scaled_dot_product_attention',
              'aten::_scaled_dot_product_cudnn_attention')
 
 
-def register_flop_formula(module_type: type):
-    """Decorator: ``formula(module, call, args, output, mode) -> int``
-    gives the FLOPs of one call of a ``module_type`` module.
-
-    ``call`` is ``'forward'`` or ``'restore'`` (output restorers),
-    ``args`` the positional arguments of that call, ``output`` its result,
-    ``mode`` one of :data:`REDUCER_COUNT_MODES`.
-    """
-
-    def deco(fn):
-        _FORMULAS[module_type] = fn
-        return fn
-
-    return deco
-
-
 def _shape(val) -> Optional[List[int]]:
-    from mmengine.analysis.jit_handles import get_shape
     return get_shape(val)
 
 
@@ -114,7 +101,6 @@ class TensorModeWrapper(nn.Module):
         self.model = model
 
     def forward(self, inputs: Tensor):
-        from mmseg.models.segmentors import BaseSegmentor
         if isinstance(self.model, BaseSegmentor):
             return self.model(inputs, mode='tensor')
         return self.model(inputs)
@@ -134,12 +120,12 @@ class _RestoreCall(nn.Module):
 
 
 @contextmanager
-def _routed_restores(model: nn.Module, stage_types: Tuple[type, ...]):
-    """Temporarily route ``restore`` of every registered stage through a
+def _routed_restores(model: nn.Module):
+    """Temporarily route ``restore`` of every token stage through a
     :class:`_RestoreCall` child named ``_flops_restore``."""
     patched = []
     for mod in list(model.modules()):
-        if isinstance(mod, stage_types) and hasattr(mod, 'restore'):
+        if isinstance(mod, BaseTokenStage):
             wrapper = _RestoreCall(mod)
             mod.add_module('_flops_restore', wrapper)
             # instance __dict__ entry shadows the class method (plain
@@ -161,7 +147,9 @@ class FlopCount:
     Attributes:
         total: all counted FLOPs.
         attention: the attention-product part (inside ``total``).
-        reducers: stage module name -> formula FLOPs (inside ``total``).
+        reducers: stage module name -> FLOPs from its ``flops`` method
+            (inside ``total``); stages whose method returned None for
+            every call are not listed (their traced ops are counted).
         by_module: top-level module name -> FLOPs (reducer formulas
             included in their owners); ops that ran outside any child's
             ``__call__`` (e.g. a head's own matmuls when the segmentor calls
@@ -182,15 +170,8 @@ class FlopCount:
     unsupported: Dict[str, int] = field(default_factory=dict)
 
 
-def _registered_types() -> Tuple[type, ...]:
-    return tuple(_FORMULAS)
-
-
-def _formula_for(mod: nn.Module):
-    for cls in type(mod).__mro__:
-        if cls in _FORMULAS:
-            return _FORMULAS[cls]
-    return None
+def _restore_scope(name: str) -> str:
+    return f'{name}._flops_restore' if name else '_flops_restore'
 
 
 def count_flops(model: nn.Module,
@@ -203,46 +184,54 @@ def count_flops(model: nn.Module,
             decode head, no resizing of the logits) or any module taking
             one tensor.
         inputs: (B, 3, H, W) preprocessed images.
-        reducer_count: ``'executed'`` or ``'spec'``, passed to the stage
-            formulas (see :data:`REDUCER_COUNT_MODES`).
+        reducer_count: ``'executed'`` or ``'spec'``, passed to the stages'
+            ``flops`` methods (see :data:`REDUCER_COUNT_MODES`).
 
     Returns:
         :class:`FlopCount`.
+
+    Raises:
+        ValueError: a stage's ``flops`` returned None for some calls of one
+            kind and a number for others (the traced ops of single calls
+            cannot be told apart).
     """
-    from mmengine.analysis import FlopAnalyzer
     if reducer_count not in REDUCER_COUNT_MODES:
         raise ValueError(f'reducer_count must be one of '
                          f'{REDUCER_COUNT_MODES}, got {reducer_count!r}')
     wrapped = TensorModeWrapper(model)
     was_training = model.training
     model.eval()
-    stage_types = _registered_types()
     formula_counts: Counter = Counter()
+    # stage name -> calls ('forward' / 'restore') that had / lacked a count
+    replaced = defaultdict(set)
+    kept = defaultdict(set)
+
+    def record(stage, name, call, args, out):
+        n = stage.flops(call, args, out, reducer_count)
+        if n is None:
+            kept[name].add(call)
+        else:
+            replaced[name].add(call)
+            formula_counts[name] += int(n)
+
     try:
-        with _routed_restores(model, stage_types), torch.no_grad():
+        with _routed_restores(model), torch.no_grad():
             names = {id(m): n for n, m in model.named_modules()}
             hooks = []
             for mod in model.modules():
-                formula = _formula_for(mod)
-                if formula is None:
+                if not isinstance(mod, BaseTokenStage):
                     continue
                 name = names[id(mod)]
 
-                def fwd_hook(m, args, out, formula=formula, name=name):
-                    formula_counts[name] += int(
-                        formula(m, 'forward', args, out, reducer_count))
+                def fwd_hook(m, args, out, name=name):
+                    record(m, name, 'forward', args, out)
+
+                def rst_hook(w, args, out, name=name, stage=mod):
+                    record(stage, name, 'restore', args, out)
 
                 hooks.append(mod.register_forward_hook(fwd_hook))
-                wrapper = getattr(mod, '_flops_restore', None)
-                if wrapper is not None:
-
-                    def rst_hook(w, args, out, formula=formula, name=name,
-                                 stage=mod):
-                        formula_counts[name] += int(
-                            formula(stage, 'restore', args, out,
-                                    reducer_count))
-
-                    hooks.append(wrapper.register_forward_hook(rst_hook))
+                hooks.append(
+                    mod._flops_restore.register_forward_hook(rst_hook))
             try:
                 wrapped(inputs)
             finally:
@@ -264,19 +253,43 @@ def count_flops(model: nn.Module,
     finally:
         model.train(was_training)
 
-    def traced(name):
-        return by_module.get(f'model.{name}' if name else 'model', 0)
+    mixed = {n: sorted(replaced[n] & kept[n]) for n in replaced
+             if replaced[n] & kept[n]}
+    if mixed:
+        raise ValueError(
+            'count_flops: flops() returned None for some calls and a count '
+            f'for others of the same kind: {mixed}')
 
-    # a stage's traced total includes its restore wrapper (a child)
-    traced_reducers = sum(traced(name) for name in formula_counts)
-    total = traced_total - traced_reducers + sum(formula_counts.values())
+    def scope(name):
+        return f'model.{name}' if name else 'model'
+
+    def traced(name):
+        return by_module.get(scope(name), 0)
+
+    def replaced_ops(name) -> Counter:
+        """Traced per-operator counts of the calls that have a formula
+        (a stage's scope includes its restore wrapper, a child)."""
+        restore = Counter(analyzer.by_operator(scope(_restore_scope(name))))
+        ops = Counter()
+        if 'forward' in replaced[name]:
+            ops.update(analyzer.by_operator(scope(name)))
+            ops.subtract(restore)
+        if 'restore' in replaced[name]:
+            ops.update(restore)
+        return ops
+
+    def traced_replaced(name) -> int:
+        restore = traced(_restore_scope(name))
+        n = traced(name) - restore if 'forward' in replaced[name] else 0
+        return n + (restore if 'restore' in replaced[name] else 0)
+
+    total = traced_total - sum(traced_replaced(n) for n in formula_counts) \
+        + sum(formula_counts.values())
     attention = sum(by_op.get(op.split('::')[-1], 0) for op in _SDPA_OPS)
-    # per-operator counts of the stages' own traced ops are removed from
+    # per-operator counts of the replaced calls' traced ops are removed from
     # the operator table so that it sums to ``total``
     for name in formula_counts:
-        for op, n in analyzer.by_operator(
-                f'model.{name}' if name else 'model').items():
-            by_op[op] -= n
+        by_op.subtract(replaced_ops(name))
     by_op = {k: v for k, v in by_op.items() if v}
     by_op['reducers'] = sum(formula_counts.values())
     top = OrderedDict()
@@ -285,7 +298,7 @@ def count_flops(model: nn.Module,
     for name, n in formula_counts.items():
         owner = name.split('.')[0]
         if owner in top:
-            top[owner] += n - traced(name)
+            top[owner] += n - traced_replaced(name)
     top = OrderedDict((k, int(v)) for k, v in top.items() if v)
     # ops of modules run through an explicit ``.forward(...)`` (mmseg calls
     # ``decode_head.forward``) belong to no child scope

@@ -1,0 +1,19 @@
+"""Measurement tools (rank 4 of the package layout, docs/architecture.md):
+FLOP counting (:mod:`.flops`), latency benchmarks and the model / data
+helpers they share (:mod:`.benchmark`), and the time share of token stages
+(:mod:`.stage_time`). Used by ``tools/analysis_tools`` and the demos."""
+from .benchmark import (LatencyStats, benchmark_models, build_model,
+                        compare_speed, environment_info, format_benchmark,
+                        has_token_stages, num_threads, plain_model_like,
+                        real_image_batches, speedup_vs_plain, speedups,
+                        time_function)
+from .flops import REDUCER_COUNT_MODES, FlopCount, count_flops
+from .stage_time import stage_time_fraction
+
+__all__ = [
+    'LatencyStats', 'benchmark_models', 'build_model', 'compare_speed',
+    'environment_info', 'format_benchmark', 'has_token_stages',
+    'num_threads', 'plain_model_like', 'real_image_batches',
+    'speedup_vs_plain', 'speedups', 'time_function', 'REDUCER_COUNT_MODES',
+    'FlopCount', 'count_flops', 'stage_time_fraction'
+]

@@ -1,0 +1,3 @@
+from .tokencut import TokenCutDataPreProcessor, VideoDataPreProcessor
+
+__all__ = ['TokenCutDataPreProcessor', 'VideoDataPreProcessor']
