@@ -375,3 +375,26 @@ def test_hourglass_vit_nested_and_head_restore():
     kinds = [type(s).__name__ for s in hourglass.token_stages]
     assert kinds == ['TokenClustering'] * 2 + ['TokenReconstruction']
     assert hourglass.output_restorers[0].defer_to_head
+
+
+def test_hourglass_config_builds_the_vit_config_network():
+    """configs/expedit/*_hourglass.py (the reference's backbone name) and
+    the ViT + token_stages config build the same network (built narrow:
+    the width does not matter here)."""
+    import os.path as osp
+
+    from mmengine.config import Config
+    root = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
+                    'configs', 'expedit')
+    nets = []
+    for name in ('expedit_segmenter_vit-l16_ade20k-640.py',
+                 'expedit_segmenter_vit-l16_ade20k-640_hourglass.py'):
+        cfg = Config.fromfile(osp.join(root, name))
+        nets.append(MODELS.build(dict(cfg.model.backbone, embed_dims=32,
+                                      num_heads=2)))
+    vit, hourglass = nets
+    assert type(hourglass).__name__ == 'HourglassViT'
+    assert [(k, v.shape) for k, v in vit.state_dict().items()] == \
+        [(k, v.shape) for k, v in hourglass.state_dict().items()]
+    assert [repr(s) for s in vit.token_stages] == \
+        [repr(s) for s in hourglass.token_stages]
