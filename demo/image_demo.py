@@ -12,6 +12,15 @@ writes ``<out-dir>/masks/<name>.png`` (class ids, 0-255 saliency, or
 instance ids). ``--coco-json FILE`` writes predicted instances (TokenCut
 objects, ConnNet salient instances) as a COCO dataset with boxes and
 polygons.
+
+``<name>`` is the file stem; inputs with the same stem (``a.jpg``,
+``a.png``) get ``a_jpg`` / ``a_png`` (``vtseg.apis.io.output_stems``), so
+no result replaces another. Outputs never overwrite an input, and an output
+folder that holds input images is refused (``--force`` only allows
+overwriting earlier outputs). Files that cannot be read (empty, corrupt,
+truncated) or processed are skipped with their name and the reason, the
+others are processed, and a summary lists what was skipped (exit status 1
+when anything was skipped; docs/reliability.md).
 """
 import argparse
 import os
@@ -26,10 +35,12 @@ from mmengine.config import DictAction  # noqa: E402
 
 import vtseg  # noqa: E402,F401
 from vtseg.apis import inference_model, init_model  # noqa: E402
-from vtseg.apis.io import (check_outputs_free, list_images,  # noqa: E402
+from vtseg.apis.io import (IMAGE_EXTS, check_not_inputs,  # noqa: E402
+                           check_outputs_free, list_inputs, output_stems,
                            prediction_mask, report_speedup)
 from vtseg.utils.coco_export import (data_samples_to_coco,  # noqa: E402
                                      dump_coco_json)
+from vtseg.utils.image_io import ImageReadError, read_image  # noqa: E402
 from vtseg.visualization import VTSegVisualizer  # noqa: E402
 
 
@@ -38,7 +49,8 @@ def parse_args(argv=None):
     p.add_argument('input', help='image file, folder or glob')
     p.add_argument('config', help='model config')
     p.add_argument('checkpoint', nargs='?', default=None,
-                   help='checkpoint (omit to use the config\'s init_cfg)')
+                   help='checkpoint (omit to use the config\'s init_cfg; '
+                   'refused if that leaves weights random)')
     p.add_argument('--out-dir', default='outputs/image_demo')
     p.add_argument('--save-mask', action='store_true',
                    help='also write raw masks under OUT_DIR/masks')
@@ -55,38 +67,73 @@ def parse_args(argv=None):
                    'masks with holes, which COCO polygons cannot express)')
     p.add_argument('--show', action='store_true', help='show each result')
     p.add_argument('--force', action='store_true',
-                   help='overwrite existing outputs')
+                   help='overwrite existing outputs (never an input)')
+    p.add_argument('--partial-load', action='store_true',
+                   help='load only the checkpoint tensors that fit the '
+                   'model (default: strict)')
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
     return p.parse_args(argv)
 
 
+def summarize_skipped(skipped, processed) -> str:
+    """The end-of-run summary of skipped inputs (one line per file)."""
+    lines = [f'skipped {len(skipped)} of {len(skipped) + processed} input '
+             'file(s):']
+    lines += [f'  {path}: {why}' for path, why in skipped]
+    return '\n'.join(lines)
+
+
 def main(argv=None):
     args = parse_args(argv)
-    files = list_images(args.input)
-    stems = [osp.splitext(osp.basename(f))[0] for f in files]
+    files, not_images = list_inputs(args.input)
+    stems = output_stems(files)
     overlays = [osp.join(args.out_dir, s + '.jpg') for s in stems]
     masks = [osp.join(args.out_dir, 'masks', s + '.png') for s in stems]
-    check_outputs_free(overlays + (masks if args.save_mask else []) +
-                       ([args.coco_json] if args.coco_json else []),
-                       args.force)
+    outputs = overlays + (masks if args.save_mask else []) + \
+        ([args.coco_json] if args.coco_json else [])
+    try:
+        check_not_inputs(outputs, files, [args.out_dir] + (
+            [osp.join(args.out_dir, 'masks')] if args.save_mask else []))
+        check_outputs_free(outputs, args.force, inputs=files)
+    except FileExistsError as err:
+        raise SystemExit(f'error: {err}') from None
     model = init_model(args.config, args.checkpoint, args.device,
-                       cfg_options=args.cfg_options)
+                       cfg_options=args.cfg_options,
+                       strict=not args.partial_load)
+    if model.untrained_keys:
+        # a model with random weights draws confident-looking nonsense
+        raise SystemExit(
+            f'error: no checkpoint given and the config\'s init_cfg leaves '
+            f'{len(model.untrained_keys)} tensors randomly initialised '
+            f'(e.g. {model.untrained_keys[0]}); pass a CHECKPOINT')
     vis = VTSegVisualizer(alpha=args.opacity, score_thr=args.score_thr)
     vis.dataset_meta = model.dataset_meta
     os.makedirs(args.out_dir, exist_ok=True)
     if args.save_mask:
         os.makedirs(osp.join(args.out_dir, 'masks'), exist_ok=True)
-    report_speedup(model, cv2.imread(files[0], cv2.IMREAD_COLOR))
+    skipped = [(f, 'not an image file (extension not in '
+                f'{", ".join(IMAGE_EXTS)})') for f in not_images]
     total = 0.0
     results = []
+    done = 0
     for path, overlay_path, mask_path in zip(files, overlays, masks):
-        img = cv2.imread(path, cv2.IMREAD_COLOR)
-        if img is None:
-            raise SystemExit(f'cannot read image {path} (not an image or '
-                             'corrupt)')
+        try:
+            img = read_image(path)
+        except (FileNotFoundError, ImageReadError) as err:
+            print(f'skipping {path}: {err}', file=sys.stderr, flush=True)
+            skipped.append((path, str(err)))
+            continue
+        if done == 0:
+            report_speedup(model, img)
         start = time.perf_counter()
-        result = inference_model(model, path)
+        try:
+            result = inference_model(model, path)
+        except ValueError as err:  # input-specific (e.g. smaller than a patch)
+            print(f'skipping {path}: {err}', file=sys.stderr, flush=True)
+            skipped.append((path, str(err)))
+            continue
         total += time.perf_counter() - start
+        done += 1
         if args.coco_json:
             results.append(result)
         drawn = vis.draw_prediction(img[..., ::-1].copy(), result)
@@ -95,7 +142,10 @@ def main(argv=None):
             cv2.imwrite(mask_path, prediction_mask(result))
         if args.show:
             vis.show(drawn, win_name=osp.basename(path), wait_time=0)
-    print(f'{len(files)} images, {1000 * total / len(files):.1f} ms per '
+    if done == 0:
+        raise SystemExit(summarize_skipped(skipped, done) +
+                         '\nno image could be processed')
+    print(f'{done} images, {1000 * total / done:.1f} ms per '
           f'image (model only, {args.device}); results in '
           f'{osp.abspath(args.out_dir)}')
     if args.coco_json:
@@ -107,6 +157,8 @@ def main(argv=None):
         dump_coco_json(coco, args.coco_json)
         print(f'{len(coco["annotations"])} objects written to '
               f'{args.coco_json}')
+    if skipped:
+        raise SystemExit(summarize_skipped(skipped, done))
 
 
 if __name__ == '__main__':

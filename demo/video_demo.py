@@ -25,8 +25,8 @@ from tqdm import tqdm  # noqa: E402
 
 import vtseg  # noqa: E402,F401
 from vtseg.apis import inference_video, init_model, is_clip_model  # noqa
-from vtseg.apis.io import (FrameSource, check_outputs_free,  # noqa: E402
-                           report_speedup)
+from vtseg.apis.io import (FrameSource, check_not_inputs,  # noqa: E402
+                           check_outputs_free, report_speedup)
 from vtseg.visualization import (InstanceColorTracker,  # noqa: E402
                                  VTSegVisualizer)
 
@@ -36,7 +36,8 @@ def parse_args(argv=None):
     p.add_argument('video', help='video file or folder of frames')
     p.add_argument('config', help='model config')
     p.add_argument('checkpoint', nargs='?', default=None,
-                   help='checkpoint (omit to use the config\'s init_cfg)')
+                   help='checkpoint (omit to use the config\'s init_cfg; '
+                   'refused if that leaves weights random)')
     p.add_argument('--out', default='outputs/video_demo.mp4',
                    help='annotated output video (.mp4)')
     p.add_argument('--device', default='cpu')
@@ -48,7 +49,10 @@ def parse_args(argv=None):
     p.add_argument('--show', action='store_true',
                    help='show frames in a window (off by default)')
     p.add_argument('--force', action='store_true',
-                   help='overwrite an existing output')
+                   help='overwrite an existing output (never the input)')
+    p.add_argument('--partial-load', action='store_true',
+                   help='load only the checkpoint tensors that fit the '
+                   'model (default: strict)')
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
     return p.parse_args(argv)
 
@@ -57,10 +61,23 @@ def main(argv=None):
     args = parse_args(argv)
     if args.frame_stride < 1:
         raise SystemExit('--frame-stride must be >= 1')
-    check_outputs_free([args.out], args.force)
     source = FrameSource(args.video)
+    inputs = list(source.files) if source.files else [args.video]
+    # the partial file too: it is renamed over --out at the end
+    try:
+        check_not_inputs([args.out, args.out + '.part.mp4'], inputs)
+        check_outputs_free([args.out], args.force, inputs=inputs)
+    except FileExistsError as err:
+        raise SystemExit(f'error: {err}') from None
     model = init_model(args.config, args.checkpoint, args.device,
-                       cfg_options=args.cfg_options)
+                       cfg_options=args.cfg_options,
+                       strict=not args.partial_load)
+    if model.untrained_keys:
+        # a model with random weights draws confident-looking nonsense
+        raise SystemExit(
+            f'error: no checkpoint given and the config\'s init_cfg leaves '
+            f'{len(model.untrained_keys)} tensors randomly initialised '
+            f'(e.g. {model.untrained_keys[0]}); pass a CHECKPOINT')
     vis = VTSegVisualizer(alpha=args.opacity, score_thr=args.score_thr)
     vis.dataset_meta = model.dataset_meta
     tracker = InstanceColorTracker()
@@ -130,11 +147,23 @@ def main(argv=None):
         if state['writer'] is not None:
             state['writer'].release()
     done = state['done']
+    skipped = list(source.skipped)
     if done == 0:
-        raise SystemExit(f'no frames read from {args.video}')
+        raise SystemExit(f'no frames read from {args.video}' + ''.join(
+            f'\n  skipped {f}: {why}' for f, why in skipped))
     os.replace(tmp, args.out)
     print(f'{done} frames, {1000 * model_time / done:.1f} ms per frame '
           f'(model only, {args.device}); wrote {osp.abspath(args.out)}')
+    announced = -(-n_total // args.frame_stride)  # ceil
+    if not source.files and done < announced:
+        # OpenCV cannot say which frame of a damaged stream failed
+        print(f'warning: {args.video} announces {source.num_frames} frames '
+              f'({announced} selected) but only {done} were decoded: the '
+              'stream ends early or is damaged', file=sys.stderr)
+    if skipped:
+        raise SystemExit(
+            f'skipped {len(skipped)} frame file(s) of {args.video}:\n' +
+            '\n'.join(f'  {f}: {why}' for f, why in skipped))
 
 
 if __name__ == '__main__':

@@ -335,3 +335,43 @@ def test_reconstruction_in_the_head_counted():
                                                              N * M)
     assert counts['backbone'].total - head.total == 2 * (
         convt + N * k * C - gemm - rebuild)
+
+
+def test_fused_multihead_attention_is_counted():
+    """nn.MultiheadAttention takes a fused kernel in eval mode without
+    gradients; the counter gives it the cost of the unfused ops."""
+    from vtseg.analysis.flops import count_flops
+
+    class SelfAttention(torch.nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.mha = torch.nn.MultiheadAttention(16, 2, batch_first=True)
+
+        def forward(self, x):
+            return self.mha(x, x, x, need_weights=False)[0]
+
+    m = SelfAttention().eval()
+    x = torch.randn(2, 7, 16)
+    L, E = 7, 16
+    expected = 2 * (3 * L * E * E + 2 * L * L * E + L * E * E)
+    assert count_flops(m, x).total == expected
+
+
+def test_benchmark_tool_sweeps_a_config_key():
+    """benchmark.py --sweep: one model per value of a key of one config,
+    timed in one interleaved run."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'benchmark_tool', osp.join(REPO_ROOT, 'tools', 'analysis_tools',
+                                   'benchmark.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    cfg = osp.join(REPO_ROOT, 'configs', 'fcn',
+                   'fcn_vit-t16_1xb4-400_camvid-240x320.py')
+    res = tool.main([cfg, '--shape', '32', '--warmup', '0', '--rounds', '1',
+                     '--iters', '1', '--sweep', 'model.backbone.out_indices',
+                     '-1', '[1, -1]'])
+    assert list(res['models']) == ['model.backbone.out_indices=-1',
+                                   'model.backbone.out_indices=[1, -1]']
+    assert 'model.backbone.out_indices=[1, -1]' in res['speedups']

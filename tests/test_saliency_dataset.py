@@ -161,15 +161,21 @@ def _load_mask(path, **kwargs):
 def test_load_binary_mask_formats(tmp_path):
     grey = np.array([[0, 1, 127], [128, 200, 255]], np.uint8)
     Image.fromarray(grey).save(tmp_path / 'grey.png')
+    # not binary: the rule binarises at > 127 (docs/reliability.md#masks)
     out = _load_mask(tmp_path / 'grey.png')
     assert out.dtype == np.uint8
-    np.testing.assert_array_equal(out, [[0, 1, 1], [1, 1, 1]])
+    np.testing.assert_array_equal(out, [[0, 0, 0], [1, 1, 1]])
     np.testing.assert_array_equal(
-        _load_mask(tmp_path / 'grey.png', threshold=127), [[0, 0, 0],
-                                                           [1, 1, 1]])
+        _load_mask(tmp_path / 'grey.png', threshold=0), [[0, 1, 1],
+                                                         [1, 1, 1]])
     np.testing.assert_array_equal(
         _load_mask(tmp_path / 'grey.png', ignore_value=255),
-        [[0, 1, 1], [1, 1, 255]])
+        [[0, 0, 0], [1, 1, 255]])
+    # binary masks: nonzero is foreground, whatever the foreground value
+    Image.fromarray((grey > 100).astype(np.uint8) * 60).save(
+        tmp_path / 'two.png')
+    np.testing.assert_array_equal(
+        _load_mask(tmp_path / 'two.png'), [[0, 0, 1], [1, 1, 1]])
     # 1-bit PNG
     Image.fromarray(grey > 100).save(tmp_path / 'bit.png')
     assert Image.open(tmp_path / 'bit.png').mode == '1'
@@ -245,4 +251,4 @@ def test_saliency_folder_config(tmp_path):
     assert gt.sum() == 6 * 4  # 130 > 127: foreground
     ds_cfg.layout = 'duts-te'
     gt = DATASETS.build(ds_cfg)[0]['data_samples'].gt_sem_seg.data
-    assert gt.sum() == 0  # 100 <= 127: background at the 0.5 threshold
+    assert gt.sum() == 6 * 4  # a binary 0/100 mask: nonzero is foreground

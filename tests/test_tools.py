@@ -168,8 +168,15 @@ def test_corrupt_image_is_named(tmp_path):
     shutil.copytree(root, data)
     victim = sorted(os.listdir(data / 'test'))[-1]  # a 'val' frame
     (data / 'test' / victim).write_bytes(b'\x89PNG broken')
-    ckpt = tmp_path / 'dummy.pth'
-    torch.save({'state_dict': {}}, ckpt)
+    # a checkpoint that fits the config (test.py loads strictly)
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from vtseg.registry import MODELS
+    init_default_scope('vtseg')
+    model = MODELS.build(Config.fromfile(CONFIG).model)
+    ckpt = tmp_path / 'fits.pth'
+    torch.save({'state_dict': model.state_dict()}, ckpt)
     res = run_tool([sys.executable, 'tools/test.py', CONFIG, str(ckpt),
                     '--work-dir', str(tmp_path / 'wd'), '--cfg-options',
                     f'test_dataloader.dataset.data_root={data}',

@@ -1,8 +1,10 @@
 """Evaluate a vtseg / mmseg model (mmseg's command line) and report speed.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR]
-                         [--show-dir DIR] [--cfg-options k=v ...]
-                         [--launcher pytorch]
+                         [--show-dir DIR] [--partial-load]
+                         [--cfg-options k=v ...] [--launcher pytorch]
+
+The checkpoint must fit the model (strict loading, docs/reliability.md).
 """
 import argparse
 import inspect
@@ -19,9 +21,11 @@ from mmengine.runner import Runner  # noqa: E402
 
 import vtseg  # noqa: E402,F401  (compat layer)
 from vtseg.compat.dist import destroy_process_group  # noqa: E402
+from vtseg.models.utils.checkpoint import CheckpointMismatchError  # noqa
 from vtseg.registry import METRICS, RUNNERS  # noqa: E402
 from vtseg.setup_env import register_all_modules  # noqa: E402
-from vtseg.utils.config import (add_common_args, default_work_dir,  # noqa
+from vtseg.utils.config import (add_common_args,  # noqa: E402
+                                add_strict_load_hook, default_work_dir,
                                 load_config, set_local_rank)
 
 
@@ -36,11 +40,17 @@ def parse_args(argv=None):
     parser.add_argument('--show', action='store_true',
                         help='show results in a window')
     parser.add_argument('--show-dir',
-                        help='dir to write painted predictions')
+                        help='dir to write painted predictions; refused if '
+                        'it exists and is not empty')
     parser.add_argument('--wait-time', type=float, default=2,
                         help='seconds between shown images')
     parser.add_argument('--tta', action='store_true',
                         help='test-time augmentation (config tta_pipeline)')
+    parser.add_argument(
+        '--partial-load', action='store_true',
+        help='load the tensors of CHECKPOINT whose names and shapes fit and '
+        'log the others (default: strict, a checkpoint that does not fit '
+        'the config is an error)')
     add_common_args(parser)
     args = parser.parse_args(argv)
     set_local_rank(args)
@@ -48,10 +58,20 @@ def parse_args(argv=None):
 
 
 def trigger_visualization_hook(cfg, args):
+    """Switch on drawing; configs without a visualization hook (e.g. the
+    evaluation-only saliency configs, which have no ``default_hooks``) get
+    mmseg's ``SegVisualizationHook``."""
+    if args.show_dir and osp.isdir(args.show_dir) and os.listdir(
+            args.show_dir):
+        # the hook names pictures by image and index: an earlier run's
+        # pictures would be replaced without a word
+        raise SystemExit(f'--show-dir {args.show_dir} exists and is not '
+                         'empty; choose another folder')
+    if cfg.get('default_hooks') is None:
+        cfg.default_hooks = {}
     hooks = cfg.default_hooks
-    if 'visualization' not in hooks:
-        raise SystemExit('--show / --show-dir need default_hooks.'
-                         'visualization in the config')
+    if hooks.get('visualization') is None:
+        hooks['visualization'] = dict(type='SegVisualizationHook')
     vis = hooks['visualization']
     vis['draw'] = True
     if args.show:
@@ -74,6 +94,7 @@ def main(argv=None):
     elif cfg.get('work_dir') is None:
         cfg.work_dir = default_work_dir(args.config)
     cfg.load_from = args.checkpoint
+    add_strict_load_hook(cfg, partial=args.partial_load)
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     if args.tta:
@@ -102,7 +123,10 @@ def main(argv=None):
     n_images = len(runner.test_dataloader.dataset)
     start = time.perf_counter()
     try:
-        metrics = runner.test()
+        try:
+            metrics = runner.test()
+        except CheckpointMismatchError as err:
+            raise SystemExit(f'error: {err}') from None
         elapsed = time.perf_counter() - start
         if get_rank() == 0:
             bs = runner.test_dataloader.batch_size

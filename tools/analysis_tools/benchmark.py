@@ -6,6 +6,7 @@ in the same run with interleaved rounds, and the speed-up ratios.
         [--batch-size 1] [--threads 1] [--device cpu]
         [--warmup 50] [--rounds 10] [--iters 20] [--dtype fp16]
         [--stage-fraction] [--cfg-options k=v ...] [--json OUT]
+        [--sweep KEY VALUE [VALUE ...]]
 
 All models get the same weights (``--checkpoint``, loaded strictly into each)
 and the same input batch: ``--shape`` a random (B, 3, H, W) tensor, or
@@ -16,8 +17,12 @@ docs/methods/flops_and_speed.md#speed-measurement (batch 1, 50 warm-up
 forwards, 200 timed forwards per model: 10 rounds of 20).
 ``--stage-fraction`` also reports the share of each variant's forward time
 spent in its token stages (clustering / reconstruction ...).
+``--sweep KEY V1 V2 ...`` builds one model per value of a config key from
+BASE_CONFIG (the first value is the baseline), e.g. DToP thresholds:
+``--sweep model.thresh 1.0 0.95 0.9``.
 """
 import argparse
+import ast
 import json
 import os.path as osp
 import sys
@@ -65,18 +70,38 @@ def parse_args(argv=None):
     p.add_argument('--cfg-options', nargs='+', action=DictAction,
                    help='applied to every config')
     p.add_argument('--json', help='write results as json here')
+    p.add_argument('--sweep', nargs='+', metavar=('KEY', 'VALUE'),
+                   help='one model of BASE_CONFIG per VALUE of config key '
+                   'KEY (values are Python literals; the first is the '
+                   'baseline)')
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
     device = torch.device(args.device)
-    names = [args.config] + list(args.variants)
+    builds = [(path, path, args.cfg_options)
+              for path in [args.config] + list(args.variants)]
+    if args.sweep:
+        if len(args.sweep) < 2:
+            raise SystemExit('--sweep needs a key and at least one value')
+        if args.variants:
+            raise SystemExit('give either variant configs or --sweep')
+        key, values = args.sweep[0], args.sweep[1:]
+        builds = []
+        for text in values:
+            try:
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                value = text
+            builds.append((f'{key}={text}', args.config,
+                           dict(args.cfg_options or {}, **{key: value})))
+    names = [b[0] for b in builds]
     if len(set(names)) != len(names):
         raise SystemExit('configs must be distinct')
     models = {}
-    for path in names:
-        models[path] = build_model(path, args.checkpoint, args.cfg_options,
+    for name, path, options in builds:
+        models[name] = build_model(path, args.checkpoint, options,
                                    args.device)
     if args.real_images:
         # the same images, prepared by each config's own test pipeline

@@ -17,6 +17,10 @@ module adds what that counter misses:
   call is replaced by the number, evaluated on the shapes of an eager
   forward. ``None`` (no formula) keeps the traced ops. Gathers and scatters
   count 0;
+* **fused multi-head attention** (``aten::_native_multi_head_attention``,
+  the path ``torch.nn.MultiheadAttention`` takes in eval mode without
+  gradients, e.g. in DToP's ATM heads): input and output projections plus
+  the attention products, as the unfused ops would count;
 * **weighted embedding bags** (``aten::embedding_bag`` with
   ``per_sample_weights``, e.g. an Expedit reconstruction that a decode head
   applies, ``restore='head'``): one multiply-add per index and channel.
@@ -39,7 +43,7 @@ from torch import Tensor
 from vtseg.models.reducers import BaseTokenStage
 
 __all__ = [
-    'sdpa_flop_jit', 'embedding_bag_flop_jit', 'count_flops', 'FlopCount',
+    'sdpa_flop_jit', 'native_mha_flop_jit', 'embedding_bag_flop_jit', 'count_flops', 'FlopCount',
     'summarize_counts', 'TensorModeWrapper', 'REDUCER_COUNT_MODES'
 ]
 
@@ -74,6 +78,22 @@ def sdpa_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
     for s in q[:-2]:
         batch *= s
     return int(batch * q[-2] * k[-2] * (q[-1] + v[-1]))
+
+
+def native_mha_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
+    """jit handle for ``aten::_native_multi_head_attention`` (query (B, L,
+    E), key (B, S, E), value (B, S, E), ...): q / k / v projections
+    (L + 2S) * E^2, attention products 2 * L * S * E and the output
+    projection L * E^2, per image."""
+    q, k = _shape(inputs[0]), _shape(inputs[1])
+    if q is None or k is None:
+        return 0
+    E = q[-1]
+    L, S = q[-2], k[-2]
+    batch = 1
+    for s in q[:-2]:
+        batch *= s
+    return int(batch * ((L + 2 * S) * E * E + 2 * L * S * E + L * E * E))
 
 
 def embedding_bag_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
@@ -241,6 +261,8 @@ def count_flops(model: nn.Module,
             analyzer = FlopAnalyzer(wrapped, (inputs, ))
             for op in _SDPA_OPS:
                 analyzer.set_op_handle(op, sdpa_flop_jit)
+            analyzer.set_op_handle('aten::_native_multi_head_attention',
+                                   native_mha_flop_jit)
             analyzer.set_op_handle('aten::embedding_bag',
                                    embedding_bag_flop_jit)
             analyzer.unsupported_ops_warnings(False)

@@ -1,22 +1,25 @@
 """Build a model from a config and run it on images (any vtseg model)."""
+import logging
 import os.path as osp
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
-import cv2
 import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose
+from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
 from vtseg.compat import safe_torch_load
-from vtseg.models.utils.checkpoint import check_state_dict, extract_state_dict
+from vtseg.models.utils.checkpoint import (extract_state_dict, fit_state_dict,
+                                           format_keys)
 from vtseg.registry import DATASETS, MODELS
 from vtseg.setup_env import register_all_modules
-from vtseg.utils.config import check_cfg_options
+from vtseg.utils.config import check_cfg_options, check_top_level_keys
+from vtseg.utils.image_io import read_image
 
 ImageType = Union[str, np.ndarray]
 
@@ -30,6 +33,7 @@ def _load_cfg(config, cfg_options=None) -> Config:
         if not osp.isfile(str(config)):
             raise FileNotFoundError(f'config file not found: {config}')
         config = Config.fromfile(str(config))
+        check_top_level_keys(config, 'warn')
     elif not isinstance(config, Config):
         raise TypeError(f'config must be a path or Config, got '
                         f'{type(config)}')
@@ -70,10 +74,16 @@ def init_model(config: Union[str, Path, Config],
         cfg_options: config overrides (keys are checked, see
             :func:`vtseg.utils.config.check_cfg_options`).
         strict: refuse checkpoints with missing / unexpected / mis-shaped
-            keys (error names them).
+            keys (error names them; prefixes the model declares in
+            ``ignored_checkpoint_prefixes`` are dropped with a log line).
+            ``False`` loads the tensors that fit and logs the others as a
+            warning (partial loading; a checkpoint of which nothing fits is
+            still refused). docs/reliability.md#checkpoint-loading.
 
     Returns:
-        The model in eval mode, with ``cfg`` and ``dataset_meta`` attached.
+        The model in eval mode, with ``cfg``, ``dataset_meta`` and
+        ``untrained_keys`` (:func:`untrained_keys` when no checkpoint was
+        given, else ``[]``; a warning names them) attached.
     """
     register_all_modules(init_default_scope=False)
     cfg = _load_cfg(config, cfg_options)
@@ -82,20 +92,47 @@ def init_model(config: Union[str, Path, Config],
     model_cfg['train_cfg'] = None
     model = MODELS.build(model_cfg)
     meta = None
+    model.untrained_keys = []
     if checkpoint is None:
         if hasattr(model, 'init_weights'):
             model.init_weights()
+        model.untrained_keys = untrained_keys(model)
+        if model.untrained_keys:
+            print_log(
+                'init_model: no checkpoint, and the config\'s init_cfg loads '
+                f'no pretrained weights for {len(model.untrained_keys)} '
+                f'tensors ({format_keys(model.untrained_keys, 3)}): they '
+                'are randomly initialised, so the predictions are '
+                'meaningless', logger='current', level=logging.WARNING)
     else:
         ckpt = safe_torch_load(checkpoint, map_location='cpu')
         sd = extract_state_dict(ckpt, checkpoint)
-        if strict:
-            check_state_dict(model, sd, checkpoint)
-        model.load_state_dict(sd, strict=strict)
+        fit = fit_state_dict(model, sd, checkpoint, partial=not strict,
+                             hint='Use a checkpoint of this config, or '
+                             'init_model(..., strict=False) to load the '
+                             'fitting tensors only')
+        model.load_state_dict(fit.loadable, strict=strict)
         meta = (ckpt.get('meta') or {}).get('dataset_meta') if isinstance(
             ckpt, dict) else None
     model.cfg = cfg
     model.dataset_meta = meta or _dataset_meta(cfg, model)
     return model.to(device).eval()
+
+
+def untrained_keys(model) -> List[str]:
+    """State-dict keys that no ``init_cfg=dict(type='Pretrained', ...)``
+    of the model or its submodules covers: without a checkpoint they keep
+    their random initialisation (e.g. a decode head). ``[]`` for TokenCut,
+    whose only weights are its pretrained backbone."""
+    covered = []
+    for name, module in model.named_modules():
+        cfgs = getattr(module, 'init_cfg', None)
+        cfgs = cfgs if isinstance(cfgs, list) else [cfgs]
+        if any(isinstance(c, dict) and c.get('type') == 'Pretrained'
+               for c in cfgs):
+            covered.append(f'{name}.' if name else '')
+    return [k for k in model.state_dict()
+            if not any(k.startswith(p) for p in covered)]
 
 
 def build_test_pipeline(cfg: Config, from_array: bool = False) -> Compose:
@@ -118,18 +155,9 @@ def build_test_pipeline(cfg: Config, from_array: bool = False) -> Compose:
     return Compose(steps)
 
 
-def _read_image(path: str) -> np.ndarray:
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'image not found: {path}')
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError(f'cannot decode image {path} (not an image file or '
-                         'corrupt)')
-    return img
-
-
 def _image_array(item: ImageType) -> np.ndarray:
-    arr = _read_image(item) if isinstance(item, str) else item
+    # read_image refuses empty, corrupt and truncated files by name
+    arr = read_image(item) if isinstance(item, str) else item
     if not isinstance(arr, np.ndarray) or arr.ndim != 3 or arr.shape[2] != 3:
         raise ValueError('expected an image path or an (H, W, 3) BGR array, '
                          f'got {type(arr)} {getattr(arr, "shape", "")}')
@@ -162,13 +190,18 @@ def inference_model(model, img: Union[ImageType, Sequence[ImageType]]):
         input) holding whatever the model predicts: ``pred_sem_seg`` and
         ``seg_logits`` for segmentation / saliency, ``pred_instances``
         (boxes, masks, scores) for discovery and instances.
+
+    Raises:
+        FileNotFoundError, vtseg.utils.image_io.ImageReadError: a path that
+            is missing, empty, corrupt or truncated (named); with a list,
+            every image is read before the model runs on any.
     """
     single = not isinstance(img, (list, tuple))
     imgs = [img] if single else list(img)
     pipeline = build_test_pipeline(model.cfg, from_array=True)
+    arrays = [_image_array(item) for item in imgs]
     results = []
-    for item in imgs:
-        arr = _image_array(item)
+    for item, arr in zip(imgs, arrays):
         data = pipeline(dict(img=arr, img_path=item if isinstance(
             item, str) else None))
         batch = dict(inputs=[data['inputs']],

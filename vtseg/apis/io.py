@@ -1,55 +1,172 @@
-"""Input / output helpers for the demos: image lists, frame sources and
-prediction export."""
+"""Input / output helpers for the demos: image lists, frame sources,
+output names that never collide with each other or with an input, and
+prediction export (docs/reliability.md)."""
 import glob
 import os
 import os.path as osp
-from typing import Iterator, List, Tuple
+import re
+from collections import Counter
+from typing import Iterator, List, Sequence, Tuple
 
 import cv2
 import numpy as np
 
 from vtseg.analysis.benchmark import has_token_stages, speedup_vs_plain
+from vtseg.utils.image_io import ImageReadError, read_image
 from .inference import prepare_inputs
 
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
 
-def list_images(spec: str) -> List[str]:
+def list_inputs(spec: str) -> Tuple[List[str], List[str]]:
     """Image files named by a file, a folder (sorted, non-recursive) or a
-    glob pattern. Raises FileNotFoundError when nothing matches."""
+    glob pattern, and the files of the folder / glob that are not images.
+
+    A folder or glob contributes the files with an image extension
+    (:data:`IMAGE_EXTS`, any case); its other files (a video, a text file)
+    are returned separately, for the demo's summary. A single file is taken
+    as given (its decoder decides).
+
+    Returns:
+        ``(images, not_images)``, both sorted.
+
+    Raises:
+        FileNotFoundError: nothing at ``spec``, or no image among its files.
+    """
     if osp.isdir(spec):
-        files = sorted(
-            osp.join(spec, f) for f in os.listdir(spec)
-            if f.lower().endswith(IMAGE_EXTS))
+        found = [osp.join(spec, f) for f in os.listdir(spec)]
     elif any(c in spec for c in '*?['):
-        files = sorted(f for f in glob.glob(spec, recursive=True)
-                       if osp.isfile(f))
+        found = glob.glob(spec, recursive=True)
     elif osp.isfile(spec):
-        files = [spec]
+        return [spec], []
     else:
         raise FileNotFoundError(f'no image, folder or glob match at {spec}')
-    if not files:
-        raise FileNotFoundError(f'no images found in {spec}')
-    return files
+    found = sorted(f for f in found if osp.isfile(f))
+    images = [f for f in found if f.lower().endswith(IMAGE_EXTS)]
+    others = [f for f in found if not f.lower().endswith(IMAGE_EXTS)]
+    if not images:
+        extra = (f' (found only {len(others)} other file(s), e.g. '
+                 f'{osp.basename(others[0])}; image extensions: '
+                 f'{", ".join(IMAGE_EXTS)})' if others else '')
+        raise FileNotFoundError(f'no images found in {spec}{extra}')
+    return images, others
+
+
+def list_images(spec: str) -> List[str]:
+    """Image files named by a file, a folder (sorted, non-recursive) or a
+    glob pattern (:func:`list_inputs` without the non-image files). Raises
+    FileNotFoundError when nothing matches."""
+    return list_inputs(spec)[0]
+
+
+def output_stems(files: Sequence[str]) -> List[str]:
+    """Distinct output names (without extension) for input files.
+
+    Each input gets its file stem (``photos/a.jpg`` -> ``a``). Inputs whose
+    stems collide (``a.jpg`` and ``a.png``; ``x/a.jpg`` and ``y/a.jpg``;
+    ``A.jpg`` and ``a.png``, which are one file on case-insensitive file
+    systems) get their path relative to the inputs' common folder with
+    separators and dots replaced by ``_`` (``a_jpg``, ``a_png``;
+    ``x_a_jpg``); anything still equal gets ``_2``, ``_3``, ...
+
+    Returns:
+        one name per input, pairwise distinct (also ignoring case).
+    """
+    files = [osp.abspath(f) for f in files]
+    stems = [osp.splitext(osp.basename(f))[0] for f in files]
+    counts = Counter(s.casefold() for s in stems)
+    root = osp.commonpath([osp.dirname(f) for f in files]) if files else ''
+    names = []
+    for f, stem in zip(files, stems):
+        if counts[stem.casefold()] > 1:
+            stem = re.sub(r'[^\w-]+', '_', osp.relpath(f, root))
+        names.append(stem)
+    seen: Counter = Counter()
+    out = []
+    taken = {n.casefold() for n in names}
+    for name in names:
+        key = name.casefold()
+        seen[key] += 1
+        if seen[key] > 1:
+            i = seen[key]
+            while f'{name}_{i}'.casefold() in taken:
+                i += 1
+            name = f'{name}_{i}'
+            taken.add(name.casefold())
+        out.append(name)
+    return out
+
+
+def _same_file(a: str, b: str) -> bool:
+    if osp.exists(a) and osp.exists(b):
+        return osp.samefile(a, b)
+    return osp.normcase(osp.realpath(a)) == osp.normcase(osp.realpath(b))
+
+
+def check_not_inputs(outputs: Sequence[str], inputs: Sequence[str],
+                     out_dirs: Sequence[str] = ()) -> None:
+    """Refuse outputs that would overwrite an input, and output folders that
+    hold input files (a later run over that folder would read the outputs
+    as inputs). Not bypassed by ``--force``.
+
+    Raises:
+        FileExistsError: naming the input and the option to change.
+    """
+    def folder(path):
+        return osp.normcase(osp.realpath(path))
+
+    for d in out_dirs:
+        held = [f for f in inputs
+                if folder(osp.dirname(osp.abspath(f))) == folder(d)]
+        if held:
+            raise FileExistsError(
+                f'output folder {d} holds input images ({held[0]}'
+                f'{" ..." if len(held) > 1 else ""}): outputs would mix with '
+                'the inputs and could overwrite them; choose another output '
+                'folder (--force does not change this)')
+    by_path = {}
+    for f in inputs:
+        by_path[osp.normcase(osp.realpath(f))] = f
+    for out in outputs:
+        hit = by_path.get(osp.normcase(osp.realpath(out)))
+        if hit is None and osp.exists(out):
+            hit = next((f for f in inputs if _same_file(out, f)), None)
+        if hit is not None:
+            raise FileExistsError(
+                f'output {out} would overwrite the input {hit}; choose '
+                'another output location (--force does not change this)')
 
 
 class FrameSource:
     """Frames of a video file (anything OpenCV reads) or a folder of frame
     images, as BGR uint8 arrays.
 
+    A frame file of a folder that cannot be read (empty, corrupt,
+    truncated) or whose size differs from the first good frame is skipped
+    and recorded in ``skipped``; iteration goes on with the next file.
+
     Attributes:
         fps: frames per second (the video's, or ``default_fps`` for folders).
         num_frames: frame count (may be approximate for some codecs).
+        skipped: ``[(file, reason)]`` of skipped frame files (folders), in
+            order.
+        not_images: files of a frame folder without an image extension.
     """
 
     def __init__(self, spec: str, default_fps: float = 24.0):
         self.spec = spec
         self._files = None
         self._cap = None
+        self.skipped: List[Tuple[str, str]] = []
+        self.not_images: List[str] = []
         if osp.isdir(spec):
-            self._files = list_images(spec)
+            self._files, self.not_images = list_inputs(spec)
             self.fps = default_fps
             self.num_frames = len(self._files)
+            if self.not_images:
+                print(f'{spec}: ignoring {len(self.not_images)} file(s) '
+                      'without an image extension (e.g. '
+                      f'{osp.basename(self.not_images[0])})', flush=True)
         elif osp.isfile(spec):
             cap = cv2.VideoCapture(spec)
             ok, _ = cap.read() if cap.isOpened() else (False, None)
@@ -66,10 +183,21 @@ class FrameSource:
 
     def __iter__(self) -> Iterator[Tuple[int, np.ndarray]]:
         if self._files is not None:
+            self.skipped = []
+            size = None
             for i, f in enumerate(self._files):
-                img = cv2.imread(f, cv2.IMREAD_COLOR)
-                if img is None:
-                    raise ValueError(f'cannot decode frame {f}')
+                try:
+                    img = read_image(f)
+                except (FileNotFoundError, ImageReadError) as err:
+                    self.skipped.append((f, str(err)))
+                    continue
+                if size is None:
+                    size = img.shape[:2]
+                elif img.shape[:2] != size:
+                    self.skipped.append(
+                        (f, f'frame is {img.shape[0]}x{img.shape[1]}, the '
+                         f'first frame {size[0]}x{size[1]} (HxW)'))
+                    continue
                 yield i, img
             return
         self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
@@ -80,6 +208,11 @@ class FrameSource:
                 break
             yield i, frame
             i += 1
+
+    @property
+    def files(self) -> List[str]:
+        """The frame files of a folder source ([] for a video file)."""
+        return list(self._files or [])
 
     def close(self):
         if self._cap is not None:
@@ -108,8 +241,11 @@ def prediction_mask(data_sample) -> np.ndarray:
     return seg.astype(np.uint8 if seg.max() < 256 else np.uint16)
 
 
-def check_outputs_free(paths: List[str], force: bool) -> None:
-    """Refuse to overwrite existing outputs unless ``force``."""
+def check_outputs_free(paths: List[str], force: bool,
+                       inputs: Sequence[str] = ()) -> None:
+    """Refuse to overwrite existing outputs unless ``force``; refuse outputs
+    that are one of ``inputs`` in any case (:func:`check_not_inputs`)."""
+    check_not_inputs(paths, inputs)
     if force:
         return
     existing = [p for p in paths if osp.exists(p)]

@@ -9,10 +9,11 @@ import numpy as np
 from mmseg.datasets import BaseSegDataset
 
 from vtseg.registry import DATASETS
+from .sample_errors import NamedSampleErrorsMixin
 
 
 @DATASETS.register_module()
-class CamVidDataset(BaseSegDataset):
+class CamVidDataset(NamedSampleErrorsMixin, BaseSegDataset):
     """CamVid in the SegNet layout (``train/``, ``trainannot/``, ``val/``,
     ``valannot/``, ``test/``, ``testannot/``; images and labels share a file
     name). Labels are uint8 class ids 0..10; 11 (void) is mapped to 255 and
@@ -86,7 +87,7 @@ class CamVidDataset(BaseSegDataset):
 
 
 @DATASETS.register_module()
-class SmokeSegDataset(BaseSegDataset):
+class SmokeSegDataset(NamedSampleErrorsMixin, BaseSegDataset):
     """A tiny synthetic segmentation dataset, generated on first use.
 
     Each image shows a few filled rectangles and ellipses of 3 classes on a

@@ -36,7 +36,9 @@ from pycocotools.coco import COCO
 from scipy import ndimage
 
 from vtseg.registry import DATASETS
+from .sample_errors import NamedSampleErrorsMixin
 from .saliency import SaliencyDataset
+from .transforms.loading import binarize_mask, reduce_mask_channels
 
 __all__ = [
     'DISCOVERY_META_KEYS', 'VOCDiscoveryDataset', 'COCO20kDataset',
@@ -159,7 +161,7 @@ def boxes_from_mask(mask: np.ndarray, mode: str = 'mask',
 
 # ----------------------------------------------------------------- datasets
 @DATASETS.register_module()
-class VOCDiscoveryDataset(BaseSegDataset):
+class VOCDiscoveryDataset(NamedSampleErrorsMixin, BaseSegDataset):
     """PASCAL VOC07 / VOC12 boxes for single-object discovery (CorLoc).
 
     Layout (``data_root`` = ``VOCdevkit/VOC2007``): ``JPEGImages/<id>.jpg``,
@@ -211,7 +213,7 @@ class VOCDiscoveryDataset(BaseSegDataset):
 
 
 @DATASETS.register_module()
-class COCO20kDataset(BaseSegDataset):
+class COCO20kDataset(NamedSampleErrorsMixin, BaseSegDataset):
     """COCO20k: 19,817 COCO train2014 images listed by the reference's
     ``coco_20k_filenames.txt`` (one file name per line), boxes from the COCO
     instances json with crowd boxes dropped. Boxes are converted from xywh
@@ -278,12 +280,17 @@ class MaskBoxDataset(SaliencyDataset):
     Args:
         box_mode: see :func:`boxes_from_mask`.
         min_box_pixels: ignore mask regions smaller than this.
+        mask_threshold: binarisation of the masks for ``box_mode`` ``'mask'``
+            and ``'components'``: None for vtseg's rule
+            (:func:`~vtseg.datasets.transforms.loading.binarize_mask`), as
+            the pipeline's ``LoadBinaryMask`` should use the same.
     """
 
     def __init__(self, box_mode: str = 'mask', min_box_pixels: int = 1,
-                 **kwargs):
+                 mask_threshold: Optional[float] = None, **kwargs):
         self.box_mode = box_mode
         self.min_box_pixels = min_box_pixels
+        self.mask_threshold = mask_threshold
         super().__init__(**kwargs)
 
     def load_data_list(self) -> List[dict]:
@@ -297,15 +304,16 @@ class MaskBoxDataset(SaliencyDataset):
             except OSError as e:
                 raise ValueError(f'MaskBoxDataset: cannot read mask '
                                  f'{info["seg_map_path"]}: {e}') from e
-            if mask.ndim == 3:
-                mask = mask.max(axis=2)
+            mask = reduce_mask_channels(mask)
+            if self.box_mode != 'instances':  # ids are kept for instances
+                mask = binarize_mask(mask, self.mask_threshold)[0]
             info['gt_bboxes'] = boxes_from_mask(mask, self.box_mode,
                                                 self.min_box_pixels)
         return data
 
 
 @DATASETS.register_module()
-class PennFudanDiscoveryDataset(BaseSegDataset):
+class PennFudanDiscoveryDataset(NamedSampleErrorsMixin, BaseSegDataset):
     """Penn-Fudan pedestrians (``PNGImages/<name>.png``,
     ``Annotation/<name>.txt`` boxes, ``PedMasks/<name>_mask.png`` instance
     masks). Every pedestrian box is a ground truth (CorLoc: any pedestrian
@@ -344,7 +352,7 @@ class PennFudanDiscoveryDataset(BaseSegDataset):
 
 
 @DATASETS.register_module()
-class VideoFramesDataset(BaseDataset):
+class VideoFramesDataset(NamedSampleErrorsMixin, BaseDataset):
     """Frame folders, one item per sequence (DAVIS layout by default).
 
     Paths are templates relative to ``data_root`` with ``{seq}``:

@@ -6,6 +6,7 @@ import mmengine.fileio as fileio
 from mmseg.datasets import BaseSegDataset
 
 from vtseg.registry import DATASETS
+from .sample_errors import NamedSampleErrorsMixin
 
 __all__ = ['PennFudanDataset']
 
@@ -13,7 +14,7 @@ _SPLITS = ('all', 'train', 'val')
 
 
 @DATASETS.register_module()
-class PennFudanDataset(BaseSegDataset):
+class PennFudanDataset(NamedSampleErrorsMixin, BaseSegDataset):
     """Penn-Fudan pedestrian photos with instance masks.
 
     Layout under ``data_root``: ``PNGImages/<name>.png`` and

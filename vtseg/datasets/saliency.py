@@ -8,6 +8,7 @@ import mmengine.fileio as fileio
 from mmseg.datasets import BaseSegDataset
 
 from vtseg.registry import DATASETS
+from .sample_errors import NamedSampleErrorsMixin
 
 __all__ = ['SALIENCY_LAYOUTS', 'SaliencyDataset']
 
@@ -67,7 +68,7 @@ def _few(items: List[str]) -> str:
 
 
 @DATASETS.register_module()
-class SaliencyDataset(BaseSegDataset):
+class SaliencyDataset(NamedSampleErrorsMixin, BaseSegDataset):
     """Binary salient-object dataset: classes ('background', 'foreground').
 
     Image ``<img_path>/<id><img_suffix>`` pairs with mask
@@ -163,7 +164,7 @@ class SaliencyDataset(BaseSegDataset):
             if seg_map_suffix is None else seg_map_suffix,
             **kwargs)
 
-    def _describe(self) -> str:
+    def describe(self) -> str:
         return (f'SaliencyDataset(layout={self.layout!r}, '
                 f'data_root={self.data_root!r})')
 
@@ -172,14 +173,14 @@ class SaliencyDataset(BaseSegDataset):
             suffix = self.img_suffix if what == 'image' \
                 else self.seg_map_suffix
             raise FileNotFoundError(
-                f'{self._describe()}: {what} folder {path} does not exist '
+                f'{self.describe()}: {what} folder {path} does not exist '
                 f'(expected <{what} folder>/<id>{suffix})')
 
     def _list_ids(self, img_dir: str) -> List[str]:
         if self.ann_file:
             if not fileio.isfile(self.ann_file,
                                  backend_args=self.backend_args):
-                raise FileNotFoundError(f'{self._describe()}: ann_file '
+                raise FileNotFoundError(f'{self.describe()}: ann_file '
                                         f'{self.ann_file} does not exist')
             ids = []
             for line in mmengine.list_from_file(
@@ -198,7 +199,7 @@ class SaliencyDataset(BaseSegDataset):
             ]
             if missing:
                 raise FileNotFoundError(
-                    f'{self._describe()}: {len(missing)} id(s) of ann_file '
+                    f'{self.describe()}: {len(missing)} id(s) of ann_file '
                     f'{self.ann_file} have no image: {_few(missing)}')
             where = f'ann_file {self.ann_file}'
         else:
@@ -212,7 +213,7 @@ class SaliencyDataset(BaseSegDataset):
                     backend_args=self.backend_args))
             where = f'image folder {img_dir} (suffix {self.img_suffix!r})'
         if not ids:
-            raise FileNotFoundError(f'{self._describe()}: no image ids found '
+            raise FileNotFoundError(f'{self.describe()}: no image ids found '
                                     f'in {where}')
         return ids
 
@@ -222,11 +223,11 @@ class SaliencyDataset(BaseSegDataset):
         n_train = self.num_train if isinstance(self.num_train, int) \
             else int(round(self.num_train * len(ids)))
         if n_train > len(ids):
-            raise ValueError(f'{self._describe()}: num_train={n_train} '
+            raise ValueError(f'{self.describe()}: num_train={n_train} '
                              f'exceeds the {len(ids)} ids')
         chosen = ids[:n_train] if self.split == 'train' else ids[n_train:]
         if not chosen:
-            raise ValueError(f'{self._describe()}: split {self.split!r} is '
+            raise ValueError(f'{self.describe()}: split {self.split!r} is '
                              f'empty ({len(ids)} ids, num_train={n_train})')
         return chosen
 
@@ -257,19 +258,6 @@ class SaliencyDataset(BaseSegDataset):
             info['seg_fields'] = []
             data_list.append(info)
         if no_mask:
-            raise FileNotFoundError(f'{self._describe()}: {len(no_mask)} '
+            raise FileNotFoundError(f'{self.describe()}: {len(no_mask)} '
                                     f'image(s) without mask: {_few(no_mask)}')
         return data_list
-
-    def prepare_data(self, idx: int):
-        """Run the pipeline on sample ``idx``; a failure names its files."""
-        try:
-            return super().prepare_data(idx)
-        except Exception as err:
-            info = self.get_data_info(idx)
-            files = f"image {info['img_path']}"
-            if 'seg_map_path' in info:
-                files += f", mask {info['seg_map_path']}"
-            raise RuntimeError(f'{self._describe()}: cannot load sample {idx} '
-                               f'({files}): {type(err).__name__}: '
-                               f'{err}') from err

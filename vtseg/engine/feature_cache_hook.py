@@ -41,11 +41,20 @@ class FrozenBackboneCacheHook(Hook):
 
     Args:
         max_items: most images kept.
+        method: the memoised call, a dotted path on the model (default
+            ``'backbone.forward'``); it must map an input batch (B, ...) to
+            a tensor or a tuple of tensors with the batch first, depend on
+            the frozen backbone only, and be called with the batch alone
+            (e.g. ``'unpruned_prefix'`` of
+            :class:`~vtseg.models.segmentors.DToPEncoderDecoder`: the
+            tokens at the stage ends that run before any pruning).
     """
     priority = 'LOW'
 
-    def __init__(self, max_items: int = 2048):
+    def __init__(self, max_items: int = 2048,
+                 method: str = 'backbone.forward'):
         self.max_items = max_items
+        self.method = method
         self.hits = 0
         self.misses = 0
 
@@ -66,7 +75,17 @@ class FrozenBackboneCacheHook(Hook):
                 'would freeze them. Freeze the whole backbone (ViT: '
                 'frozen_blocks=depth) or remove the hook')
         cache: Dict[str, Tuple[Tensor, ...]] = {}
-        original = backbone.forward
+        owner = model
+        *path, name = self.method.split('.')
+        for part in path:
+            owner = getattr(owner, part, None)
+            if owner is None:
+                raise ValueError(f'FrozenBackboneCacheHook: the model has '
+                                 f'no {self.method!r}')
+        original = getattr(owner, name, None)
+        if not callable(original):
+            raise ValueError(f'FrozenBackboneCacheHook: {self.method!r} is '
+                             'not a method of the model')
 
         def check_deterministic():
             for name, m in backbone.named_modules():
@@ -104,13 +123,14 @@ class FrozenBackboneCacheHook(Hook):
                 torch.stack([it[level] for it in items])
                 for level in range(len(items[0])))
 
-        backbone.forward = cached_forward
-        self._restore = (backbone, original)
-        print_log('FrozenBackboneCacheHook: caching backbone outputs per '
+        # an instance attribute shadows the method for this model only
+        setattr(owner, name, cached_forward)
+        self._restore = (owner, name)
+        print_log(f'FrozenBackboneCacheHook: caching {self.method} per '
                   f'training image (up to {self.max_items})', 'current')
 
     def after_train(self, runner) -> None:
-        backbone, original = self._restore
-        backbone.forward = original
+        owner, name = self._restore
+        delattr(owner, name)
         print_log(f'FrozenBackboneCacheHook: {self.hits} hits, '
                   f'{self.misses} misses', 'current')

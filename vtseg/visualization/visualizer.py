@@ -134,6 +134,46 @@ class VTSegVisualizer(SegLocalVisualizer):
                                      edgecolor='none')])
         return self.get_image()
 
+    def draw_token_stages(self, image: np.ndarray, stage_map: np.ndarray,
+                          num_stages: Optional[int] = None,
+                          alpha: float = 0.55) -> np.ndarray:
+        """Colour each token by the stage that finalised it (DToP's
+        pruning view): early exits in blue, tokens kept to the last stage in
+        red, token borders in grey, and a legend with each stage's share.
+
+        Args:
+            image: (H, W, 3) RGB uint8.
+            stage_map: (h, w) int stage index per token (covering the
+                padded image: h * p >= H, w * p >= W).
+            num_stages: number of stages (default: max + 1).
+            alpha: opacity of the colours.
+
+        Returns:
+            (H, W, 3) RGB uint8.
+        """
+        stage_map = np.asarray(stage_map)
+        S = int(num_stages or stage_map.max() + 1)
+        colors = cv2.applyColorMap(
+            np.linspace(0, 255, max(S, 2)).astype(np.uint8)[:, None],
+            cv2.COLORMAP_JET)[:, 0, ::-1][:S]
+        H, W = image.shape[:2]
+        h, w = stage_map.shape
+        # tokens cover p x p pixels of the (padded) input
+        p = max(-(-H // h), -(-W // w))
+        big = np.kron(stage_map, np.ones((p, p), stage_map.dtype))[:H, :W]
+        out = (image * (1 - alpha) + colors[big] * alpha).astype(np.uint8)
+        out[::p, :] = out[::p, :] // 2 + 64
+        out[:, ::p] = out[:, ::p] // 2 + 64
+        for s in range(S):
+            share = float((stage_map == s).mean())
+            y = 6 + 18 * s
+            cv2.rectangle(out, (6, y), (20, y + 14),
+                          tuple(int(c) for c in colors[s]), -1)
+            cv2.putText(out, f'stage {s}: {100 * share:.0f}%', (26, y + 12),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1,
+                        cv2.LINE_AA)
+        return out
+
     def draw_prediction(self, image: np.ndarray, data_sample) -> np.ndarray:
         """Draw one prediction on an RGB uint8 image; returns RGB uint8."""
         if 'pred_instances' in data_sample and len(

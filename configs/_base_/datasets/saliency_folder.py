@@ -23,9 +23,11 @@ train_data_root = 'data/DUTS'
 train_layout = 'duts-tr'
 data_root = 'data/ECSSD'
 layout = 'ecssd'
-# 8-bit masks are binarised at 0.5 as in the salient-object protocols
-# (value > 127 is foreground); identical to "nonzero" on 0/255 masks.
-mask_threshold = 127
+# Masks are binarised by vtseg's one rule (LoadBinaryMask, threshold=None;
+# docs/reliability.md#masks): binary masks (1-bit, 0/255) where nonzero,
+# other (anti-aliased / soft 8-bit) masks at 0.5 as in the salient-object
+# protocols (value > 127), with a warning naming the file.
+mask_threshold = None
 img_scale = (224, 224)  # test: longest side 224, aspect ratio kept
 crop_size = (224, 224)  # training input (aspect ratio not kept)
 train_pipeline = [

@@ -9,7 +9,9 @@ discovery_meta_keys = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape',
                        'reduce_zero_label', 'gt_bboxes')
 test_pipeline = [
     dict(type='LoadImageFromFile', imdecode_backend='pillow'),
-    dict(type='LoadBinaryMask'),
+    # PedMasks hold instance ids 1..k: every id is a person (the default
+    # rule would read a non-binary mask as an 8-bit map, > 127)
+    dict(type='LoadBinaryMask', threshold=0),
     dict(type='PackSegInputs', meta_keys=discovery_meta_keys)
 ]
 test_dataloader = dict(

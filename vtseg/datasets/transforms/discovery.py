@@ -8,16 +8,19 @@
 * :class:`PackVideoInputs`: pack a clip and its masks for
   :class:`~vtseg.models.segmentors.TokenCutVideo`.
 """
+import logging
 from typing import Optional
 
 import numpy as np
 import torch
 from mmcv.transforms import BaseTransform
+from mmengine.logging import print_log
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 from PIL import Image
 
 from vtseg.registry import TRANSFORMS
+from .loading import binarize_mask, reduce_mask_channels
 
 __all__ = ['ResizeToMultiple', 'LoadVideoFrames', 'PackVideoInputs']
 
@@ -127,6 +130,26 @@ class LoadVideoFrames(BaseTransform):
                 np.ascontiguousarray(f[..., ::-1]))))
         return np.stack(out), ori
 
+    @staticmethod
+    def _load_mask(path, ori) -> np.ndarray:
+        """(H0, W0) uint8 {0, 1}: the mask file binarised by vtseg's rule
+        (:func:`~vtseg.datasets.transforms.loading.binarize_mask`)."""
+        try:
+            mask = np.asarray(Image.open(path))
+        except OSError as e:
+            raise ValueError(f'LoadVideoFrames: cannot read mask {path}: '
+                             f'{e}') from e
+        mask = reduce_mask_channels(mask)
+        if mask.shape[:2] != tuple(ori):
+            raise ValueError(f'LoadVideoFrames: mask {path} is '
+                             f'{mask.shape[0]}x{mask.shape[1]}, its frames '
+                             f'are {ori[0]}x{ori[1]} (HxW)')
+        fg, note = binarize_mask(mask)
+        if note is not None:
+            print_log(f'LoadVideoFrames: mask {path} is {note}',
+                      logger='current', level=logging.WARNING)
+        return fg.astype(np.uint8)
+
     def transform(self, results: dict) -> dict:
         if results.get('img_paths') is None and results.get('frames') \
                 is not None:
@@ -144,10 +167,8 @@ class LoadVideoFrames(BaseTransform):
         if results.get('flow_paths'):
             results['flow_frames'] = self._load(results['flow_paths'])[0]
         if results.get('ann_paths'):
-            results['gt_masks'] = np.stack([
-                (np.asarray(Image.open(a)) > 0).astype(np.uint8).reshape(
-                    ori[0], ori[1], -1).max(-1) for a in results['ann_paths']
-            ])
+            results['gt_masks'] = np.stack(
+                [self._load_mask(a, ori) for a in results['ann_paths']])
         results['ori_shape'] = ori
         results['img_shape'] = frames.shape[1:3]
         results['scale_factor'] = (frames.shape[2] / ori[1],

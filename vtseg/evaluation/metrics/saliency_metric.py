@@ -1,4 +1,5 @@
 """Saliency metric (MAE, max F-beta, IoU, Acc) on mmseg ``SegDataSample``s."""
+import logging
 import os.path as osp
 from typing import Dict, Optional, Sequence
 
@@ -40,8 +41,9 @@ class SaliencyMetric(BaseMetric):
 
     The probability map is resized bilinearly (``align_corners=False``) to
     the ground-truth size when the two differ (a convex combination, so it
-    stays in [0, 1]); mmseg's segmentors already return maps at the original
-    image size.
+    stays in [0, 1]), with a warning naming the image (the first three);
+    mmseg's segmentors already return maps at the original image size, and
+    ``LoadBinaryMask`` refuses a mask whose size differs from its image's.
 
     Ground truth: ``data_sample['gt_sem_seg']['data']`` with labels
     0 (background), 1 (foreground) and ``ignore_index``; any other value is
@@ -124,6 +126,7 @@ class SaliencyMetric(BaseMetric):
         self.ignore_mode = ignore_mode
         self.output_dir = output_dir
         self.format_only = format_only
+        self._resized = 0
         if output_dir:
             mkdir_or_exist(output_dir)
 
@@ -204,6 +207,16 @@ class SaliencyMetric(BaseMetric):
                                      f'must be (1, H, W), got '
                                      f'{tuple(gt.shape)}')
                 if prob.shape != gt.shape:
+                    self._resized += 1
+                    if self._resized <= 3:
+                        print_log(
+                            f'SaliencyMetric: the prediction of {name} is '
+                            f'{tuple(prob.shape)}, its ground truth '
+                            f'{tuple(gt.shape)}: the prediction is resized '
+                            'bilinearly to the ground truth' +
+                            ('; further resizes are not reported'
+                             if self._resized == 3 else ''),
+                            logger='current', level=logging.WARNING)
                     prob = F.interpolate(
                         prob[None, None],
                         size=tuple(gt.shape),

@@ -441,6 +441,23 @@ class ViT(BaseModule):
         grid.x = res
         return grid, qkv
 
+    def forward_blocks(self, grid: TokenGrid, start: int,
+                       stop: int) -> TokenGrid:
+        """Run blocks ``start`` .. ``stop - 1`` (with their token stages) on
+        a grid from :meth:`embed` or an earlier call; no output maps.
+
+        For callers that act between blocks themselves (DToP's segmentor
+        grades and prunes tokens at its stage ends).
+        """
+        if not 0 <= start <= stop <= self.depth:
+            raise ValueError(f'forward_blocks: need 0 <= start <= stop <= '
+                             f'depth={self.depth}, got {start}, {stop}')
+        for i in range(start, stop):
+            grid, _ = self._run_block(i, self.blocks[i], grid, False)
+            for stage in self._stages_after.get(i, ()):
+                grid = stage(grid, block=i)
+        return grid
+
     def forward_features(self,
                          inputs: Tensor,
                          qkv_layers: Sequence[int] = (),

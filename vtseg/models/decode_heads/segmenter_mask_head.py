@@ -22,11 +22,69 @@ from torch import Tensor
 from vtseg.registry import MODELS
 from ..layers import Block, init_transformer_weights
 
-__all__ = ['SegmenterMaskHead']
+__all__ = ['SegmenterMaskHead', 'MaskTransformerMixin']
+
+
+class MaskTransformerMixin:
+    """The Segmenter mask transformer's layers and token-level forward,
+    shared by :class:`SegmenterMaskHead` and the DToP stage head
+    ``MaskTransformerStageHead`` (same parameter names, so Segmenter
+    decoder weights load into either)."""
+
+    def _build_mask_transformer(self, in_channels: int, num_classes: int,
+                                d_model: int, n_layers: int,
+                                n_heads: Optional[int], d_ff: Optional[int],
+                                drop_path_rate: float, dropout: float,
+                                norm_eps: float) -> None:
+        n_heads = n_heads or max(1, d_model // 64)
+        d_ff = d_ff or 4 * d_model
+        self.n_cls = num_classes
+        self.d_model = d_model
+        self.proj_dec = nn.Linear(in_channels, d_model)
+        self.cls_emb = nn.Parameter(torch.zeros(1, num_classes, d_model))
+        dpr = torch.linspace(0, drop_path_rate, max(n_layers, 1)).tolist()
+        self.blocks = nn.ModuleList([
+            Block(d_model, n_heads, mlp_ratio=d_ff / d_model, qkv_bias=True,
+                  drop=dropout, attn_drop=dropout, drop_path=dpr[i],
+                  layer_scale=None, norm_eps=norm_eps)
+            for i in range(n_layers)
+        ])
+        scale = d_model**-0.5
+        # used as ``x @ W`` (not nn.Linear), as in Segmenter
+        self.proj_patch = nn.Parameter(scale * torch.randn(d_model, d_model))
+        self.proj_classes = nn.Parameter(scale *
+                                         torch.randn(d_model, d_model))
+        self.decoder_norm = nn.LayerNorm(d_model, eps=norm_eps)
+        self.mask_norm = nn.LayerNorm(num_classes, eps=norm_eps)
+
+    def _init_mask_transformer(self) -> None:
+        init_transformer_weights(self)
+        trunc_normal_(self.cls_emb, std=0.02)
+
+    def mask_logits(self, tokens: Tensor,
+                    valid: Optional[Tensor] = None) -> Tensor:
+        """(B, M, C_enc) patch tokens -> (B, M, n_cls) mask logits.
+
+        ``valid`` (B, M) bool masks padding tokens out as keys (DToP's packed
+        token sets); their own rows are computed but meaningless."""
+        B = tokens.shape[0]
+        x = self.proj_dec(tokens)
+        x = torch.cat([x, self.cls_emb.expand(B, -1, -1)], dim=1)
+        key_mask = None
+        if valid is not None:
+            key_mask = torch.cat([valid, valid.new_ones(B, self.n_cls)], 1)
+        for blk in self.blocks:
+            x = blk(x, key_mask)
+        x = self.decoder_norm(x)
+        patches = x[:, :-self.n_cls] @ self.proj_patch
+        classes = x[:, -self.n_cls:] @ self.proj_classes
+        patches = patches / patches.norm(dim=-1, keepdim=True)
+        classes = classes / classes.norm(dim=-1, keepdim=True)
+        return self.mask_norm(patches @ classes.transpose(1, 2))
 
 
 @MODELS.register_module()
-class SegmenterMaskHead(BaseDecodeHead):
+class SegmenterMaskHead(MaskTransformerMixin, BaseDecodeHead):
     """Segmenter mask transformer.
 
     Patch tokens (B, C_enc, h, w) are projected to ``d_model``, ``n_cls``
@@ -70,45 +128,18 @@ class SegmenterMaskHead(BaseDecodeHead):
         super().__init__(in_channels=in_channels, num_classes=num_classes,
                          **kwargs)
         del self.conv_seg  # masks come from the class embeddings
-        n_heads = n_heads or max(1, d_model // 64)
-        d_ff = d_ff or 4 * d_model
-        self.n_cls = num_classes
-        self.d_model = d_model
-        self.proj_dec = nn.Linear(in_channels, d_model)
-        self.cls_emb = nn.Parameter(torch.zeros(1, num_classes, d_model))
-        dpr = torch.linspace(0, drop_path_rate, max(n_layers, 1)).tolist()
-        self.blocks = nn.ModuleList([
-            Block(d_model, n_heads, mlp_ratio=d_ff / d_model, qkv_bias=True,
-                  drop=dropout, attn_drop=dropout, drop_path=dpr[i],
-                  layer_scale=None, norm_eps=norm_eps)
-            for i in range(n_layers)
-        ])
-        scale = d_model**-0.5
-        # used as ``x @ W`` (not nn.Linear), as in Segmenter
-        self.proj_patch = nn.Parameter(scale * torch.randn(d_model, d_model))
-        self.proj_classes = nn.Parameter(scale *
-                                         torch.randn(d_model, d_model))
-        self.decoder_norm = nn.LayerNorm(d_model, eps=norm_eps)
-        self.mask_norm = nn.LayerNorm(num_classes, eps=norm_eps)
+        self._build_mask_transformer(in_channels, num_classes, d_model,
+                                     n_layers, n_heads, d_ff, drop_path_rate,
+                                     dropout, norm_eps)
 
     def init_weights(self):
         if self.init_cfg is not None:
             return super().init_weights()
-        init_transformer_weights(self)
-        trunc_normal_(self.cls_emb, std=0.02)
+        self._init_mask_transformer()
 
     def forward(self, inputs: List[Tensor]) -> Tensor:
         """Backbone maps -> (B, n_cls, h, w) mask logits."""
         x = self._transform_inputs(inputs)
         B, _, h, w = x.shape
-        x = self.proj_dec(x.flatten(2).transpose(1, 2))
-        x = torch.cat([x, self.cls_emb.expand(B, -1, -1)], dim=1)
-        for blk in self.blocks:
-            x = blk(x)
-        x = self.decoder_norm(x)
-        patches = x[:, :-self.n_cls] @ self.proj_patch
-        classes = x[:, -self.n_cls:] @ self.proj_classes
-        patches = patches / patches.norm(dim=-1, keepdim=True)
-        classes = classes / classes.norm(dim=-1, keepdim=True)
-        masks = self.mask_norm(patches @ classes.transpose(1, 2))
+        masks = self.mask_logits(x.flatten(2).transpose(1, 2))
         return masks.transpose(1, 2).reshape(B, self.n_cls, h, w)

@@ -1,2 +1,3 @@
 from .connnet import *  # noqa: F401,F403
+from .dtop import *  # noqa: F401,F403
 from .tokencut import *  # noqa: F401,F403

@@ -231,8 +231,11 @@ class _TokenCutBase(BaseSegmentor):
         for p in self.backbone.parameters():  # training-free
             p.requires_grad = False
 
-    #: keys of a full segmentor checkpoint that TokenCut does not use
-    _IGNORED_CKPT_PREFIXES = ('decode_head.', 'auxiliary_head.', 'neck.')
+    #: keys of a full segmentor checkpoint that TokenCut does not use; strict
+    #: loading (vtseg.models.utils.checkpoint.fit_state_dict, every entry
+    #: point) drops them with a log line instead of refusing the checkpoint
+    ignored_checkpoint_prefixes = ('decode_head.', 'auxiliary_head.',
+                                   'neck.')
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata,
                               strict, missing_keys, unexpected_keys,
@@ -243,7 +246,7 @@ class _TokenCutBase(BaseSegmentor):
         otherwise load nothing under mmengine's non-strict runner."""
         if prefix == '':
             dropped = [k for k in state_dict
-                       if k.startswith(self._IGNORED_CKPT_PREFIXES)]
+                       if k.startswith(self.ignored_checkpoint_prefixes)]
             for k in dropped:
                 del state_dict[k]
             if dropped:
