@@ -13,6 +13,10 @@ instance ids). ``--coco-json FILE`` writes predicted instances (TokenCut
 objects, ConnNet salient instances) as a COCO dataset with boxes and
 polygons.
 
+For DToP models (token pruning) the overlay gets a second panel, the
+pruning view: each token coloured by the stage that finalised it, with each
+stage's share (``--no-pruning-view`` leaves it out).
+
 ``<name>`` is the file stem; inputs with the same stem (``a.jpg``,
 ``a.png``) get ``a_jpg`` / ``a_png`` (``vtseg.apis.io.output_stems``), so
 no result replaces another. Outputs never overwrite an input, and an output
@@ -31,13 +35,14 @@ import time
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import cv2  # noqa: E402
+import numpy as np  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 
 import vtseg  # noqa: E402,F401
-from vtseg.apis import inference_model, init_model  # noqa: E402
+from vtseg.apis import inference_model  # noqa: E402
 from vtseg.apis.io import (IMAGE_EXTS, check_not_inputs,  # noqa: E402
-                           check_outputs_free, list_inputs, output_stems,
-                           prediction_mask, report_speedup)
+                           check_outputs_free, init_demo_model, list_inputs,
+                           output_stems, prediction_mask, report_speedup)
 from vtseg.utils.coco_export import (data_samples_to_coco,  # noqa: E402
                                      dump_coco_json)
 from vtseg.utils.image_io import ImageReadError, read_image  # noqa: E402
@@ -65,6 +70,8 @@ def parse_args(argv=None):
                    choices=['auto', 'polygon', 'rle'],
                    help='COCO masks: polygons, RLE, or auto (RLE only for '
                    'masks with holes, which COCO polygons cannot express)')
+    p.add_argument('--no-pruning-view', action='store_true',
+                   help='DToP models: do not draw the token-stage panel')
     p.add_argument('--show', action='store_true', help='show each result')
     p.add_argument('--force', action='store_true',
                    help='overwrite existing outputs (never an input)')
@@ -97,15 +104,11 @@ def main(argv=None):
         check_outputs_free(outputs, args.force, inputs=files)
     except FileExistsError as err:
         raise SystemExit(f'error: {err}') from None
-    model = init_model(args.config, args.checkpoint, args.device,
-                       cfg_options=args.cfg_options,
-                       strict=not args.partial_load)
-    if model.untrained_keys:
-        # a model with random weights draws confident-looking nonsense
-        raise SystemExit(
-            f'error: no checkpoint given and the config\'s init_cfg leaves '
-            f'{len(model.untrained_keys)} tensors randomly initialised '
-            f'(e.g. {model.untrained_keys[0]}); pass a CHECKPOINT')
+    try:
+        model = init_demo_model(args.config, args.checkpoint, args.device,
+                                args.cfg_options, args.partial_load)
+    except ValueError as err:
+        raise SystemExit(f'error: {err}') from None
     vis = VTSegVisualizer(alpha=args.opacity, score_thr=args.score_thr)
     vis.dataset_meta = model.dataset_meta
     os.makedirs(args.out_dir, exist_ok=True)
@@ -136,7 +139,13 @@ def main(argv=None):
         done += 1
         if args.coco_json:
             results.append(result)
-        drawn = vis.draw_prediction(img[..., ::-1].copy(), result)
+        rgb = img[..., ::-1].copy()
+        drawn = vis.draw_prediction(rgb, result)
+        if 'pred_token_stage' in result and not args.no_pruning_view:
+            stage_map = result.pred_token_stage.data[0].cpu().numpy()
+            drawn = np.concatenate([drawn, vis.draw_token_stages(
+                rgb, stage_map, getattr(model, 'stages', None) and
+                len(model.stages))], axis=1)
         cv2.imwrite(overlay_path, drawn[..., ::-1])
         if args.save_mask:
             cv2.imwrite(mask_path, prediction_mask(result))

@@ -24,9 +24,10 @@ from mmengine.config import DictAction  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import vtseg  # noqa: E402,F401
-from vtseg.apis import inference_video, init_model, is_clip_model  # noqa
+from vtseg.apis import inference_video, is_clip_model  # noqa: E402
 from vtseg.apis.io import (FrameSource, check_not_inputs,  # noqa: E402
-                           check_outputs_free, report_speedup)
+                           check_outputs_free, init_demo_model,
+                           report_speedup)
 from vtseg.visualization import (InstanceColorTracker,  # noqa: E402
                                  VTSegVisualizer)
 
@@ -69,15 +70,11 @@ def main(argv=None):
         check_outputs_free([args.out], args.force, inputs=inputs)
     except FileExistsError as err:
         raise SystemExit(f'error: {err}') from None
-    model = init_model(args.config, args.checkpoint, args.device,
-                       cfg_options=args.cfg_options,
-                       strict=not args.partial_load)
-    if model.untrained_keys:
-        # a model with random weights draws confident-looking nonsense
-        raise SystemExit(
-            f'error: no checkpoint given and the config\'s init_cfg leaves '
-            f'{len(model.untrained_keys)} tensors randomly initialised '
-            f'(e.g. {model.untrained_keys[0]}); pass a CHECKPOINT')
+    try:
+        model = init_demo_model(args.config, args.checkpoint, args.device,
+                                args.cfg_options, args.partial_load)
+    except ValueError as err:
+        raise SystemExit(f'error: {err}') from None
     vis = VTSegVisualizer(alpha=args.opacity, score_thr=args.score_thr)
     vis.dataset_meta = model.dataset_meta
     tracker = InstanceColorTracker()

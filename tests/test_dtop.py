@@ -122,10 +122,11 @@ def dtop(head='LinearStageHead', impl='pack', thresh=None, num_classes=3,
     m.eval()
     if thresh is None:
         with torch.no_grad():
-            prefix = m.unpruned_prefix(X)  # every stage: thresh is 1
+            feats = m.backbone.forward_features(
+                X, token_layers=m.stages, out_indices=[])['tokens']
             values = []
-            for head, tokens in zip(m.stage_heads, prefix):
-                out = head(tokens[:, 1:])
+            for head, end in zip(m.stage_heads, m.stages):
+                out = head(feats[end][:, 1:])
                 conf = head.class_probs(out.mask_logits, out.presence)
                 values.append(float(conf.max(1).values.quantile(0.7)))
         m.set_thresh(values)
@@ -248,6 +249,18 @@ def test_predict_stores_token_stats_and_flops_match_the_counter():
     assert abs(sum(stats['finalised']) - 1.0) < 1e-6
     assert stats['active'][0] == 35 and stats['active'][-1] < 35
     assert stats['flops'] == counted.total, (stats['flops'], counted.total)
+    # the pruning view: stage of every token, drawn by the visualizer
+    stage_map = out.pred_token_stage.data[0]
+    assert stage_map.shape == (5, 7)
+    for s in range(3):
+        assert abs(float((stage_map == s).float().mean()) -
+                   stats['finalised'][s]) < 1e-6
+    import numpy as np
+
+    from vtseg.visualization import VTSegVisualizer
+    img = np.zeros((40, 56, 3), np.uint8)
+    drawn = VTSegVisualizer().draw_token_stages(img, stage_map.numpy(), 3)
+    assert drawn.shape == img.shape and drawn.any()
 
 
 def test_bad_settings_are_named():
@@ -287,3 +300,22 @@ def test_class_count_check_hook_names_the_head():
         hook.before_test(runner)
     loader.dataset.metainfo['classes'] = ('a', 'b', 'c')
     hook.before_train(runner)  # consistent: no error
+
+
+def test_unpruned_prefix_stops_at_trainable_blocks():
+    """What the cache hook may memoise: stages before any pruning whose
+    blocks are frozen; results do not depend on it."""
+    m = dtop(thresh=1.0, backbone=dict(
+        type='ViT', img_size=64, patch_size=8, embed_dims=32, depth=4,
+        num_heads=2, out_indices=-1, frozen_blocks=2))
+    assert len(m.unpruned_prefix(X[:1])) == 1  # stage 0 = blocks 0, 1
+    m.backbone.frozen_blocks = -1
+    for p in m.backbone.parameters():
+        p.requires_grad = True
+    assert m.unpruned_prefix(X[:1]) == ()
+    with torch.no_grad():
+        probs = m.dtop_forward(X[:2]).probs
+    m2 = dtop(thresh=1.0)
+    m2.load_state_dict(m.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(m2.dtop_forward(X[:2]).probs, probs)

@@ -13,7 +13,7 @@ import numpy as np
 
 from vtseg.analysis.benchmark import has_token_stages, speedup_vs_plain
 from vtseg.utils.image_io import ImageReadError, read_image
-from .inference import prepare_inputs
+from .inference import init_model, prepare_inputs
 
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -254,6 +254,27 @@ def check_outputs_free(paths: List[str], force: bool,
         raise FileExistsError(
             f'output exists: {", ".join(existing[:3])}{more}; choose another '
             'output location or pass --force to overwrite')
+
+
+def init_demo_model(config, checkpoint, device: str = 'cpu',
+                    cfg_options=None, partial_load: bool = False):
+    """:func:`init_model` for the demos, which refuse a model left with
+    randomly initialised tensors (no checkpoint, and a config whose
+    ``init_cfg`` does not cover every tensor): it would draw
+    confident-looking nonsense.
+
+    Raises:
+        ValueError: naming the count and an example of the untrained
+            tensors.
+    """
+    model = init_model(config, checkpoint, device, cfg_options=cfg_options,
+                       strict=not partial_load)
+    if model.untrained_keys:
+        raise ValueError(
+            f'no checkpoint given and the config\'s init_cfg leaves '
+            f'{len(model.untrained_keys)} tensors randomly initialised '
+            f'(e.g. {model.untrained_keys[0]}); pass a CHECKPOINT')
+    return model
 
 
 def report_speedup(model, img: np.ndarray, threads=None) -> None:

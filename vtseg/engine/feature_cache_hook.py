@@ -1,5 +1,6 @@
 """Memoise a frozen backbone's outputs per training image."""
 import hashlib
+import re
 from typing import Dict, Tuple
 
 import torch
@@ -48,32 +49,43 @@ class FrozenBackboneCacheHook(Hook):
             (e.g. ``'unpruned_prefix'`` of
             :class:`~vtseg.models.segmentors.DToPEncoderDecoder`: the
             tokens at the stage ends that run before any pruning).
+        depends_on: regular expression matching the names (in the model) of
+            every parameter and module the memoised call uses; all of them
+            must be frozen and deterministic (default: the whole backbone).
+            E.g. DToP with only blocks 0-5 frozen memoises its first stage
+            with ``r'backbone\.(patch_embed|cls_token|reg_token|pos_embed|'
+            r'blocks\.[0-5]\.)'``.
     """
     priority = 'LOW'
 
     def __init__(self, max_items: int = 2048,
-                 method: str = 'backbone.forward'):
+                 method: str = 'backbone.forward',
+                 depends_on: str = r'backbone\.'):
         self.max_items = max_items
         self.method = method
+        self.depends_on = re.compile(depends_on)
         self.hits = 0
         self.misses = 0
 
     def before_train(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
-        backbone = getattr(model, 'backbone', None)
-        if backbone is None:
+        if getattr(model, 'backbone', None) is None:
             raise ValueError('FrozenBackboneCacheHook: the model has no '
                              '`backbone` attribute')
-        trainable = [
-            n for n, p in backbone.named_parameters() if p.requires_grad
-        ]
+        used = [(n, p) for n, p in model.named_parameters()
+                if self.depends_on.match(n)]
+        if not used:
+            raise ValueError(
+                'FrozenBackboneCacheHook: no parameter matches depends_on='
+                f'{self.depends_on.pattern!r}')
+        trainable = [n for n, p in used if p.requires_grad]
         if trainable:
             raise ValueError(
-                'FrozenBackboneCacheHook: the backbone has trainable '
+                'FrozenBackboneCacheHook: the memoised call uses trainable '
                 f'parameters ({", ".join(trainable[:3])}, ...); caching '
-                'would freeze them. Freeze the whole backbone (ViT: '
-                'frozen_blocks=depth) or remove the hook')
+                'would freeze them. Freeze them (ViT: frozen_blocks) or '
+                'remove the hook')
         cache: Dict[str, Tuple[Tensor, ...]] = {}
         owner = model
         *path, name = self.method.split('.')
@@ -88,7 +100,9 @@ class FrozenBackboneCacheHook(Hook):
                              'not a method of the model')
 
         def check_deterministic():
-            for name, m in backbone.named_modules():
+            for name, m in model.named_modules():
+                if not self.depends_on.match(name + '.'):
+                    continue
                 active = m.training and (
                     isinstance(m, nn.modules.batchnorm._BatchNorm) or
                     (isinstance(m, nn.Dropout) and m.p > 0) or

@@ -206,15 +206,25 @@ class DToPEncoderDecoder(EncoderDecoder):
                 '; set the heads\' num_classes to the dataset\'s class count')
 
     def unpruned_prefix(self, inputs: Tensor) -> Tuple[Tensor, ...]:
-        """Tokens (B, T, C) at the end of every stage that runs before any
-        pruning can happen: all stages when every ``thresh`` is 1, else the
-        first. Deterministic per image for a frozen backbone, so
-        ``FrozenBackboneCacheHook(method='unpruned_prefix')`` can memoise
-        it during training."""
-        grid = self.backbone.embed(inputs)
+        """Tokens (B, T, C) at the end of every leading stage that runs
+        before any pruning can happen (all stages when every ``thresh`` is
+        1, else up to the first pruning stage) and whose parameters are all
+        frozen (no ``requires_grad``; empty when the embeddings train).
+        Deterministic per image, so ``FrozenBackboneCacheHook(method=
+        'unpruned_prefix')`` can memoise it during training."""
+        bb = self.backbone
+        embed_params = [bb.patch_embed.parameters(), [
+            p for p in (bb.cls_token, bb.reg_token, bb.pos_embed)
+            if p is not None]]
+        if any(p.requires_grad for ps in embed_params for p in ps):
+            return ()
+        grid = bb.embed(inputs)
         outs, start = [], 0
         for s, end in enumerate(self.stages):
-            grid = self.backbone.forward_blocks(grid, start, end + 1)
+            if any(p.requires_grad for blk in bb.blocks[start:end + 1]
+                   for p in blk.parameters()):
+                break
+            grid = bb.forward_blocks(grid, start, end + 1)
             outs.append(grid.x)
             start = end + 1
             if s < len(self.thresh) and self.thresh[s] < 1:
@@ -270,6 +280,8 @@ class DToPEncoderDecoder(EncoderDecoder):
             if s < len(prefix):
                 grid = TokenGrid(x=prefix[s], hw=hw, n_prefix=n_prefix)
             else:
+                if grid is None:  # nothing frozen to start from
+                    grid = self.backbone.embed(inputs)
                 grid = self.backbone.forward_blocks(grid, start, end + 1)
             start = end + 1
             valid = grid.valid
