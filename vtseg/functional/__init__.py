@@ -9,4 +9,5 @@ from .dtop import *  # noqa: F401,F403
 from .expedit import *  # noqa: F401,F403
 from .normalized_cut import *  # noqa: F401,F403
 from .saliency import *  # noqa: F401,F403
+from .token_merging import *  # noqa: F401,F403
 from .token_packing import *  # noqa: F401,F403

@@ -1,0 +1,160 @@
+"""Token merging (ToMe): bipartite soft matching and size-weighted merges.
+
+ToMe (Bolya et al., ICLR 2023) merges, inside a block, the ``r`` patch
+tokens that are most similar to another token into that token. The plain
+functions here work on the patch tokens only (prefix tokens such as cls and
+registers never take part, so they stay first and unmerged), batched, with
+the same merge count for every image:
+
+* :func:`bipartite_matching` splits the tokens into set A (even positions
+  of the whole sequence) and set B (odd positions), matches every A token
+  to its most similar B token (cosine similarity of the metric, e.g. the
+  block's keys averaged over heads) and picks the ``r`` best-matched A
+  tokens as sources;
+* :func:`merge_tokens` averages the sources into their partners, weighted by
+  how many original patches each token stands for;
+* :func:`unmerge_tokens` copies every merged token back to the positions it
+  came from (restoring the token layout before the merge).
+
+The result of a merge lists the unmerged A tokens first (in their original
+order), then all B tokens (in order). Method notes: docs/methods/token_merging.md.
+"""
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+__all__ = ['MergePlan', 'bipartite_matching', 'merge_tokens',
+           'merge_index', 'unmerge_tokens', 'proportional_attention_bias']
+
+
+class MergePlan(NamedTuple):
+    """How one merge maps M tokens to M - r.
+
+    Attributes:
+        a_pos: (Ma,) positions (among the M tokens) of set A.
+        b_pos: (Mb,) positions of set B.
+        unm_idx: (B, Ma - r) indices into set A of the unmerged A tokens,
+            ascending.
+        src_idx: (B, r) indices into set A of the merged (source) tokens.
+        dst_idx: (B, r) indices into set B of their partners.
+        dst_of: (B, M) new position of every token of the layout before the
+            merge (a source points at its partner), for un-merging.
+    """
+    a_pos: Tensor
+    b_pos: Tensor
+    unm_idx: Tensor
+    src_idx: Tensor
+    dst_idx: Tensor
+    dst_of: Tensor
+
+
+def bipartite_matching(metric: Tensor, r: int, offset: int = 0) -> MergePlan:
+    """ToMe's bipartite soft matching.
+
+    Args:
+        metric: (B, M, D) features to match on (ToMe: the keys averaged over
+            heads), patch tokens only.
+        r: tokens to merge per image; clipped to M // 2 (at most every B
+            token receives sources, every A token is one).
+        offset: position of the first patch token in the whole sequence
+            (the number of prefix tokens): set A holds the tokens at even
+            positions of the whole sequence, as in ToMe, where the cls token
+            is position 0 (so with one cls token, patch 0 is in set B).
+
+    Returns:
+        A :class:`MergePlan`. Ties in the score order are broken by
+        position (stable sort), so the plan is deterministic.
+    """
+    if metric.dim() != 3:
+        raise ValueError('metric must be (B, M, D), got shape '
+                         f'{tuple(metric.shape)}')
+    if r < 0:
+        raise ValueError(f'r must be >= 0, got {r}')
+    B, M, _ = metric.shape
+    r = min(int(r), M // 2)
+    device = metric.device
+    a_pos = torch.arange(offset % 2, M, 2, device=device)
+    b_pos = torch.arange(1 - offset % 2, M, 2, device=device)
+    num_a, num_b = len(a_pos), len(b_pos)
+    if r == 0:
+        src = torch.zeros(B, 0, dtype=torch.long, device=device)
+        unm = torch.arange(num_a, device=device).expand(B, num_a)
+        dst = src
+    else:
+        m = metric / metric.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        scores = m[:, a_pos] @ m[:, b_pos].transpose(1, 2)  # (B, Ma, Mb)
+        best, partner = scores.max(dim=-1)                   # (B, Ma)
+        order = torch.argsort(best, dim=-1, descending=True, stable=True)
+        src = order[:, :r]
+        unm = order[:, r:].sort(dim=-1).values
+        dst = partner.gather(1, src)
+    # new position of every old token: unmerged A tokens first, then B
+    n_unm = num_a - src.shape[1]
+    a_new = torch.empty(B, num_a, dtype=torch.long, device=device)
+    a_new.scatter_(1, unm, torch.arange(n_unm, device=device).expand(B, -1))
+    a_new.scatter_(1, src, n_unm + dst)
+    dst_of = torch.empty(B, M, dtype=torch.long, device=device)
+    dst_of[:, a_pos] = a_new
+    dst_of[:, b_pos] = n_unm + torch.arange(num_b, device=device)
+    return MergePlan(a_pos, b_pos, unm, src, dst, dst_of)
+
+
+def merge_tokens(x: Tensor, plan: MergePlan, size: Tensor = None):
+    """Merge the plan's sources into their partners.
+
+    Args:
+        x: (B, M, C) tokens (patch tokens, the layout the plan was made on).
+        plan: from :func:`bipartite_matching`.
+        size: (B, M) patches represented by each token (default all 1); the
+            merged value is the size-weighted mean.
+
+    Returns:
+        (merged (B, M - r, C), merged sizes (B, M - r)).
+    """
+    B, M, C = x.shape
+    if size is None:
+        size = x.new_ones(B, M)
+    size = size.to(x.dtype)
+    xs = torch.cat([x * size[..., None], size[..., None]], dim=-1)
+    a, b = xs[:, plan.a_pos], xs[:, plan.b_pos]
+    unm = a.gather(1, plan.unm_idx[..., None].expand(-1, -1, C + 1))
+    src = a.gather(1, plan.src_idx[..., None].expand(-1, -1, C + 1))
+    b = b.scatter_add(1, plan.dst_idx[..., None].expand(-1, -1, C + 1), src)
+    out = torch.cat([unm, b], dim=1)
+    new_size = out[..., C]
+    return out[..., :C] / new_size[..., None], new_size
+
+
+def merge_index(index: Tensor, plan: MergePlan) -> Tensor:
+    """(B, M) original patch of each token -> (B, M - r) for the merged set:
+    tokens that received a source become -1 (they stand for several
+    patches), the others keep their patch."""
+    a, b = index[:, plan.a_pos], index[:, plan.b_pos]
+    b = b.scatter(1, plan.dst_idx, -1)
+    return torch.cat([a.gather(1, plan.unm_idx), b], dim=1)
+
+
+def unmerge_tokens(x: Tensor, plan: MergePlan) -> Tensor:
+    """(B, M - r, C) merged tokens -> (B, M, C) in the layout before the
+    merge: every source gets its partner's value."""
+    return x.gather(1, plan.dst_of[..., None].expand(-1, -1, x.shape[-1]))
+
+
+def proportional_attention_bias(size: Tensor, n_prefix: int = 0) -> Tensor:
+    """ToMe's proportional attention as an additive bias: log(size) on the
+    key axis, so that a token standing for s patches counts s times in the
+    softmax.
+
+    Args:
+        size: (B, M) patches per patch token.
+        n_prefix: prefix tokens in front (size 1, bias 0).
+
+    Returns:
+        (B, 1, 1, n_prefix + M) float bias, broadcastable to
+        (B, heads, T, T).
+    """
+    bias = size.float().log()
+    if n_prefix:
+        bias = torch.cat([bias.new_zeros(bias.shape[0], n_prefix), bias], 1)
+    return bias[:, None, None, :]
