@@ -24,4 +24,5 @@ model = dict(
     alpha=0.5,
     max_frames=90,
     edges_per_token=500,
-    solver='arpack')
+    solver='arpack',
+    foreground='reference')  # the paper's rule (published numbers)

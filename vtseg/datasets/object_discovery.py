@@ -16,7 +16,9 @@ predictions are returned in original-image coordinates too).
 * :class:`PennFudanDiscoveryDataset`: Penn-Fudan pedestrians, boxes from the
   ``Annotation/*.txt`` files (any pedestrian counts).
 * :class:`VideoFramesDataset`: DAVIS-style frame folders, one item per
-  sequence (for :class:`~vtseg.models.segmentors.TokenCutVideo`).
+  sequence (for :class:`~vtseg.models.segmentors.TokenCutVideo`), or one
+  item per frame with boxes from its mask (``items='frame'``, image-mode
+  discovery on video frames).
 
 The discovery transforms (``ResizeToMultiple``, ``LoadVideoFrames``,
 ``PackVideoInputs``) are in :mod:`vtseg.datasets.transforms.discovery`.
@@ -43,7 +45,8 @@ from .transforms.loading import binarize_mask, reduce_mask_channels
 __all__ = [
     'DISCOVERY_META_KEYS', 'VOCDiscoveryDataset', 'COCO20kDataset',
     'MaskBoxDataset', 'PennFudanDiscoveryDataset', 'VideoFramesDataset',
-    'boxes_from_mask', 'parse_voc_xml', 'parse_pennfudan_txt'
+    'boxes_from_mask', 'parse_voc_xml', 'parse_pennfudan_txt',
+    'check_clip_frame_sizes'
 ]
 
 #: PackSegInputs meta keys for discovery (mmseg's defaults + gt boxes).
@@ -353,7 +356,8 @@ class PennFudanDiscoveryDataset(NamedSampleErrorsMixin, BaseSegDataset):
 
 @DATASETS.register_module()
 class VideoFramesDataset(NamedSampleErrorsMixin, BaseDataset):
-    """Frame folders, one item per sequence (DAVIS layout by default).
+    """Frame folders (DAVIS layout by default): one item per sequence, or
+    one per frame.
 
     Paths are templates relative to ``data_root`` with ``{seq}``:
     ``img_dir='{seq}/JPEGImages'`` and ``ann_dir='{seq}/Annotations'`` fit
@@ -363,11 +367,32 @@ class VideoFramesDataset(NamedSampleErrorsMixin, BaseDataset):
     stem; the last one is repeated when there is one fewer, as the
     reference).
 
+    ``items='clip'`` (default): one item per sequence (``seq_name``,
+    ``img_paths``, ``ann_paths``, ``flow_paths``, ``frame_offset``) for
+    ``LoadVideoFrames`` / ``PackVideoInputs`` and ``TokenCutVideo``. Every
+    frame of a clip must have one size: the frame headers are read when the
+    dataset is built and a frame of another size raises ``ValueError``
+    naming the sequence, both frames and both sizes (before any model
+    runs; ``check_frame_sizes=False`` defers the check to
+    ``LoadVideoFrames``, which raises the same kind of error).
+
+    ``items='frame'``: one image item per frame (``img_path``,
+    ``seg_map_path``, ``seq_name``, ``frame_index``, ``gt_bboxes``) for the
+    image pipeline (``LoadImageFromFile``, ``LoadBinaryMask``,
+    ``PackSegInputs(meta_keys=DISCOVERY_META_KEYS + ('seq_name',))``) and
+    image TokenCut: ground-truth boxes come from the annotation masks
+    (:func:`boxes_from_mask` with ``box_mode``; an empty mask gives no box,
+    a CorLoc miss). Frames may then differ in size.
+
     Args:
         sequences: names, or None for every folder matching ``img_dir``.
+        items: ``'clip'`` or ``'frame'``.
+        box_mode: ``'mask'`` (one box around the whole object mask) or
+            ``'components'`` (``items='frame'`` only).
         max_frames_per_item: cut each sequence into items of at most this
             many frames (None: whole sequences).
         frame_limit: keep only the first frames of each sequence (tests).
+        check_frame_sizes: check a clip's frame sizes when building.
     """
     METAINFO = _FG_META
 
@@ -378,9 +403,21 @@ class VideoFramesDataset(NamedSampleErrorsMixin, BaseDataset):
                  ann_dir: Optional[str] = '{seq}/Annotations',
                  flow_dir: Optional[str] = None,
                  img_suffix: str = '.jpg',
+                 items: str = 'clip',
+                 box_mode: str = 'mask',
                  max_frames_per_item: Optional[int] = None,
                  frame_limit: Optional[int] = None,
+                 check_frame_sizes: bool = True,
                  **kwargs):
+        if items not in ('clip', 'frame'):
+            raise ValueError(f"VideoFramesDataset: items must be 'clip' or "
+                             f"'frame', got {items!r}")
+        if items == 'frame' and not ann_dir:
+            raise ValueError("VideoFramesDataset: items='frame' needs "
+                             'ann_dir (boxes come from the masks)')
+        self.items = items
+        self.box_mode = box_mode
+        self.check_frame_sizes = check_frame_sizes
         self.sequences = list(sequences) if sequences else None
         self.img_dir, self.ann_dir, self.flow_dir = img_dir, ann_dir, flow_dir
         self.img_suffix = img_suffix
@@ -430,6 +467,11 @@ class VideoFramesDataset(NamedSampleErrorsMixin, BaseDataset):
                     raise FileNotFoundError(f'VideoFramesDataset: no flow '
                                             f'rendering in {fd}')
                 flows = (avail + [avail[-1]] * len(frames))[:len(frames)]
+            if self.items == 'frame':
+                out.extend(self._frame_items(seq, frames, anns))
+                continue
+            if self.check_frame_sizes:
+                check_clip_frame_sizes(seq, frames)
             step = self.max_frames_per_item or len(frames)
             for t0 in range(0, len(frames), step):
                 sl = slice(t0, t0 + step)
@@ -438,3 +480,47 @@ class VideoFramesDataset(NamedSampleErrorsMixin, BaseDataset):
                     ann_paths=anns[sl] if anns else None,
                     flow_paths=flows[sl] if flows else None))
         return out
+
+    def _frame_items(self, seq: str, frames: List[str],
+                     anns: List[str]) -> List[dict]:
+        out = []
+        for t, (img, ann) in enumerate(zip(frames, anns)):
+            try:
+                mask = reduce_mask_channels(np.asarray(Image.open(ann)))
+            except OSError as e:
+                raise ValueError(f'VideoFramesDataset: sequence {seq}: cannot '
+                                 f'read mask {ann}: {e}') from e
+            fg = binarize_mask(mask)[0]
+            out.append(dict(img_path=img, seg_map_path=ann, seq_name=seq,
+                            frame_index=t,
+                            gt_bboxes=boxes_from_mask(fg, self.box_mode),
+                            seg_fields=[], reduce_zero_label=False,
+                            label_map=None))
+        return out
+
+
+def check_clip_frame_sizes(seq: str, frames: Sequence[str]) -> None:
+    """Raise ValueError unless every frame file of a clip has the size of
+    its first frame (only the image headers are read).
+
+    Args:
+        seq: sequence name (for the message).
+        frames: frame file paths, in clip order.
+    """
+    first = None
+    for t, path in enumerate(frames):
+        try:
+            with Image.open(path) as im:
+                size = im.size
+        except OSError as e:
+            raise ValueError(f'VideoFramesDataset: sequence {seq}: cannot '
+                             f'read frame {t} ({path}): {e}') from e
+        if first is None:
+            first = size
+        elif size != first:
+            raise ValueError(
+                f'VideoFramesDataset: sequence {seq}: frame {t} ({path}) is '
+                f'{size[0]}x{size[1]} (WxH) but frame 0 ({frames[0]}) is '
+                f'{first[0]}x{first[1]}; every frame of a clip must have '
+                'one size (resize the sequence\'s frames to one size, or '
+                "evaluate its frames one by one with items='frame')")

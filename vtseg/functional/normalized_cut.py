@@ -38,12 +38,15 @@ from scipy import sparse
 from mmengine.logging import print_log
 from scipy.sparse import linalg as spla
 
+from .ncut_foreground import (border_tokens, check_foreground_rule,
+                              orient_cut, video_foreground)
+
 __all__ = [
     'ncut', 'ncut_box', 'corloc', 'corloc_iou', 'centered_box',
     'ncut_affinity', 'fiedler_vector', 'ncut_multi', 'ncut_video',
     'build_video_graph', 'ncut_components', 'NCUT_SOLVERS', 'MULTI_DEFAULTS',
     'ncut_from_affinity', 'ncut_multi_from_affinity', 'is_uniform_graph',
-    'component_box'
+    'component_box', 'video_cut_chunks', 'orient_video_chunks'
 ]
 
 logger = logging.getLogger(__name__)
@@ -262,22 +265,31 @@ def fiedler_vector(w: Union[np.ndarray, sparse.spmatrix],
 
 # ------------------------------------------------------------------- cut
 def ncut_from_affinity(w: np.ndarray, solver: str = 'auto',
-                       return_flip: bool = False):
+                       return_flip: bool = False,
+                       foreground: str = 'reference',
+                       border: Optional[np.ndarray] = None):
     """The normalised cut of :func:`ncut`, from an affinity matrix.
 
     Args:
         w: (N, N) symmetric float64 affinity (:func:`ncut_affinity`).
         solver: one of :data:`NCUT_SOLVERS`.
         return_flip: also return whether the eigenvector was negated (so
-            that the partition holds the seed).
+            that the partition is the foreground side).
+        foreground: which side of the cut is the object, one of
+            :data:`~vtseg.functional.ncut_foreground.IMAGE_FOREGROUND_RULES`
+            (``'reference'``: the side of max |x|, TokenCut's rule).
+        border: (N,) bool border tokens, needed by ``'border'``
+            (:func:`~vtseg.functional.ncut_foreground.border_tokens`).
 
     Returns:
         (bipartition, eigvec, seed, lambda_2[, flipped]): bipartition (N,)
-        bool (x > mean(x), containing the seed); eigvec (N,) float64 x
-        (x^T D x = 1, negated with the partition); seed: int, index of
-        max |x|; lambda_2: float, the cut's eigenvalue. A uniform graph
-        (:func:`is_uniform_graph`) gives an all-True partition, a zero
-        eigvec, seed 0 and lambda_2 = 1.
+        bool foreground side (x > mean(x) or its complement, containing the
+        seed); eigvec (N,) float64 x (x^T D x = 1, negated with the
+        partition); seed: int, index of the foreground token of max |x|
+        (with ``'reference'``: max |x| over all tokens); lambda_2: float,
+        the cut's eigenvalue. A uniform graph (:func:`is_uniform_graph`)
+        gives an all-True partition, a zero eigvec, seed 0 and
+        lambda_2 = 1.
     """
     n = w.shape[0]
     flipped = False
@@ -288,12 +300,7 @@ def ncut_from_affinity(w: np.ndarray, solver: str = 'auto',
         part, x, seed, lam = np.ones(n, bool), np.zeros(n), 0, 1.0
     else:
         lam, x = fiedler_vector(w, solver)
-        part = x > x.sum() / n
-        seed = int(np.argmax(np.abs(x)))
-        if not part[seed]:
-            x = -x
-            part = ~part
-            flipped = True
+        part, x, seed, flipped = orient_cut(x, foreground, border)
     if return_flip:
         return part, x, seed, lam, flipped
     return part, x, seed, lam
@@ -304,7 +311,8 @@ def ncut(feats: ArrayLike,
          tau: float = 0.2,
          eps: float = 1e-5,
          binary_graph: bool = True,
-         solver: str = 'auto'):
+         solver: str = 'auto',
+         foreground: str = 'reference'):
     """Normalised-cut bipartition of one image's patch tokens (TokenCut).
 
     Args:
@@ -318,13 +326,18 @@ def ncut(feats: ArrayLike,
         solver: eigen solver, one of :data:`NCUT_SOLVERS`; ``'dense'`` is
             the reference's (faithful) path, the default is much faster on
             large grids and gives the same bipartition.
+        foreground: which side is the object
+            (:mod:`vtseg.functional.ncut_foreground`; ``'reference'``:
+            TokenCut's max-|x| side, ``'border'``, ``'smaller'``).
 
     Returns:
         (bipartition, eigvec, seed):
-            bipartition (h, w) bool: x > mean(x), flipped so that it contains
-            the seed; eigvec (h, w) float64: the second smallest generalised
-            eigenvector x (x^T D x = 1), negated together with the partition;
-            seed: int, flat index of max |x|. numpy in -> numpy out, torch in
+            bipartition (h, w) bool: the foreground side (x > mean(x) or its
+            complement), containing the seed; eigvec (h, w) float64: the
+            second smallest generalised eigenvector x (x^T D x = 1), negated
+            together with the partition;
+            seed: int, flat index of the foreground token of max |x| (with
+            ``'reference'``: of all tokens). numpy in -> numpy out, torch in
             -> torch out on the input's device.
             All-identical features (a uniform graph) give an all-True
             partition, a zero eigvec and seed 0.
@@ -335,7 +348,8 @@ def ncut(feats: ArrayLike,
     x = _check_feats(feats)
     h, w_ = _check_grid(grid, x.shape[0])
     w = ncut_affinity(x, tau, eps, binary_graph)
-    part, vec, seed, _ = ncut_from_affinity(w, solver)
+    part, vec, seed, _ = ncut_from_affinity(
+        w, solver, foreground=foreground, border=border_tokens((h, w_)))
     return (_like(feats, part.reshape(h, w_)), _like(feats,
                                                      vec.reshape(h, w_)),
             seed)
@@ -527,7 +541,8 @@ def ncut_multi(feats: ArrayLike,
                min_tokens: int = 2,
                max_eigval: float = 0.9,
                max_area: float = 0.6,
-               solver: str = 'auto') -> List[Dict]:
+               solver: str = 'auto',
+               foreground: str = 'reference') -> List[Dict]:
     """Several objects per image (vtseg extension,
     docs/methods/tokencut.md#requirements-from-users).
 
@@ -546,7 +561,9 @@ def ncut_multi(feats: ArrayLike,
       the plain :func:`ncut` result.
 
     Args:
-        feats, grid, tau, eps, binary_graph, solver: as :func:`ncut`.
+        feats, grid, tau, eps, binary_graph, solver, foreground: as
+            :func:`ncut` (the foreground rule picks the object side of every
+            cut, the border being the image's).
 
     Returns:
         list (at least one entry) of dicts: ``mask`` (h, w) bool, ``seed``
@@ -560,10 +577,12 @@ def ncut_multi(feats: ArrayLike,
     x = _check_feats(feats)
     h, w_ = _check_grid(grid, x.shape[0])
     w_full = ncut_affinity(x, tau, eps, binary_graph)
-    part, vec, seed, lam = ncut_from_affinity(w_full, solver)
+    part, vec, seed, lam = ncut_from_affinity(
+        w_full, solver, foreground=foreground,
+        border=border_tokens((h, w_)))
     return ncut_multi_from_affinity(w_full, (h, w_), part, vec, seed, lam,
                                     max_objects, mode, min_tokens,
-                                    max_eigval, max_area, solver)
+                                    max_eigval, max_area, solver, foreground)
 
 
 def ncut_multi_from_affinity(w_full: np.ndarray, grid: Sequence[int],
@@ -571,7 +590,8 @@ def ncut_multi_from_affinity(w_full: np.ndarray, grid: Sequence[int],
                              lam: float, max_objects: int = 3,
                              mode: str = 'recursive', min_tokens: int = 2,
                              max_eigval: float = 0.9, max_area: float = 0.6,
-                             solver: str = 'auto') -> List[Dict]:
+                             solver: str = 'auto',
+                             foreground: str = 'reference') -> List[Dict]:
     """:func:`ncut_multi` from the affinity and its first cut.
 
     Args:
@@ -580,14 +600,16 @@ def ncut_multi_from_affinity(w_full: np.ndarray, grid: Sequence[int],
         part, vec, seed, lam: the first cut, as returned by
             :func:`ncut_from_affinity` on ``w_full``: (N,) bool, (N,)
             float64, int, float.
-        max_objects, mode, min_tokens, max_eigval, max_area, solver: as
-            :func:`ncut_multi`.
+        max_objects, mode, min_tokens, max_eigval, max_area, solver,
+            foreground: as :func:`ncut_multi` (``foreground`` orients the
+            later cuts of the recursive mode; the first cut is given).
 
     Returns:
         :func:`ncut_multi`'s list of dicts (``mask`` (h, w) bool, ``seed``,
         ``score``, and ``eigval`` in recursive mode).
     """
     h, w_ = grid
+    border = border_tokens((h, w_))
     if mode == 'components':
         objs = ncut_components(part.reshape(h, w_), vec.reshape(h, w_), seed,
                                min_tokens)
@@ -609,7 +631,8 @@ def ncut_multi_from_affinity(w_full: np.ndarray, grid: Sequence[int],
         if len(objs) >= max_objects or len(idx) < max(2 * min_tokens, 2):
             break
         sub_part, _, sub_seed, lam = ncut_from_affinity(
-            w_full[np.ix_(idx, idx)], solver)
+            w_full[np.ix_(idx, idx)], solver, foreground=foreground,
+            border=border[idx])
         part = np.zeros(h * w_, bool)
         part[idx[sub_part]] = True
         seed = int(idx[sub_seed])
@@ -723,48 +746,25 @@ def build_video_graph(feats: np.ndarray,
     return g
 
 
-def ncut_video(feats: ArrayLike,
-               grid: Sequence[int],
-               flow_feats: Optional[ArrayLike] = None,
-               alpha: float = 0.5,
-               tau: float = 0.3,
-               eps: float = 1e-5,
-               fusion: str = 'mean',
-               max_frames: int = 90,
-               edges_per_token: Optional[int] = None,
-               block_rows: Optional[int] = None,
-               solver: str = 'arpack',
-               faithful: bool = False):
-    """Foreground of every frame from one graph over several frames' tokens
-    (TokenCut video, docs/methods/tokencut.md#video-mode).
+def video_cut_chunks(feats: ArrayLike,
+                     grid: Sequence[int],
+                     flow_feats: Optional[ArrayLike] = None,
+                     alpha: float = 0.5,
+                     tau: float = 0.3,
+                     eps: float = 1e-5,
+                     fusion: str = 'mean',
+                     max_frames: int = 90,
+                     edges_per_token: Optional[int] = None,
+                     block_rows: Optional[int] = None,
+                     solver: str = 'arpack',
+                     faithful: bool = False):
+    """The eigenvectors of :func:`ncut_video`, one chunk of frames at a
+    time, before any foreground rule (arguments as :func:`ncut_video`).
 
-    Frames are processed in non-overlapping chunks of ``max_frames``; each
-    chunk's graph is sparse (:func:`build_video_graph`), so memory grows with
-    the number of edges, and with ``edges_per_token`` (unbiased edge
-    sampling) it grows linearly in the number of tokens. ``eps`` adds
-    eps to every pair *implicitly* (a rank-one term, never densified) so the
-    graph is connected; the reference has no eps. ``faithful=True`` forces
-    eps = 0 and alpha = 0.5 (the reference's argument mix-up,
-    docs/methods/tokencut.md#quirks, quirk 5).
-
-    Args:
-        feats: (T, N, C) patch features of T frames of an (h, w) grid.
-        grid: (h, w), N = h * w.
-        flow_feats: (T, N, C) features of the frames' optical-flow renderings,
-            or None.
-        alpha: weight of the flow similarity (``fusion='mean'``).
-        tau: edge threshold (0.3 in the reference).
-        solver: 'arpack' / 'lobpcg' (the dense solver is refused above 20,000
-            tokens per chunk).
-
-    Returns:
-        (foreground, eigvec): (T, h, w) bool and float64, numpy or torch like
-        ``feats``. Sign: the foreground contains the largest-|x| token (the
-        reference: x is negated when its largest-magnitude entry is negative,
-        then foreground = x > mean(x)).
-
-    Raises:
-        ValueError: empty video, NaN features, shape mismatches.
+    Yields:
+        (t0, t1, x): frames t0..t1-1 and their (M,) float64 eigenvector
+        (M = (t1 - t0) * h * w, frame-major, sign arbitrary); all zero when
+        the chunk's graph is uniform (no cut exists).
     """
     f = _normalize_frames(feats, 'feats')
     T, n_tok = int(feats.shape[0]), int(feats.shape[1])
@@ -787,8 +787,6 @@ def ncut_video(feats: ArrayLike,
                          " float64 matrices; use solver='arpack'")
     if max_frames < 1:
         raise ValueError(f'max_frames must be >= 1, got {max_frames}')
-    fg = np.zeros(T * n, bool)
-    vec_all = np.zeros(T * n)
     for t0 in range(0, T, max_frames):
         t1 = min(t0 + max_frames, T)
         sl = slice(t0 * n, t1 * n)
@@ -800,19 +798,110 @@ def ncut_video(feats: ArrayLike,
             f'ncut_video: frames {t0}-{t1 - 1}, {m} tokens, {g.nnz} edges '
             f'(graph {mib:.1f} MiB)', logger='current')
         if g.nnz == m * m and g.data.min() == g.data.max():
-            lam, x = 1.0, np.zeros(m)
+            x = np.zeros(m)
         else:
-            lam, x = fiedler_vector(g, solver, rank_one=eps)
+            _, x = fiedler_vector(g, solver, rank_one=eps)
         del g
-        if not x.any():
-            part = np.ones(m, bool)
-        else:
-            # largest-magnitude entry made positive, then x > mean(x); for
-            # x^T D 1 = 0 this equals the image rule except for ties.
-            if x[np.argmax(np.abs(x))] < 0:
-                x = -x
-            part = x > x.mean()
-        fg[sl] = part
-        vec_all[sl] = x
+        yield t0, t1, x
+
+
+def ncut_video(feats: ArrayLike,
+               grid: Sequence[int],
+               flow_feats: Optional[ArrayLike] = None,
+               alpha: float = 0.5,
+               tau: float = 0.3,
+               eps: float = 1e-5,
+               fusion: str = 'mean',
+               max_frames: int = 90,
+               edges_per_token: Optional[int] = None,
+               block_rows: Optional[int] = None,
+               solver: str = 'arpack',
+               faithful: bool = False,
+               foreground: str = 'reference'):
+    """Foreground of every frame from one graph over several frames' tokens
+    (TokenCut video, docs/methods/tokencut.md#video-mode).
+
+    Frames are processed in non-overlapping chunks of ``max_frames``; each
+    chunk's graph is sparse (:func:`build_video_graph`), so memory grows with
+    the number of edges, and with ``edges_per_token`` (unbiased edge
+    sampling) it grows linearly in the number of tokens. ``eps`` adds
+    eps to every pair *implicitly* (a rank-one term, never densified) so the
+    graph is connected; the reference has no eps. ``faithful=True`` forces
+    eps = 0, alpha = 0.5 (the reference's argument mix-up,
+    docs/methods/tokencut.md#quirks, quirk 5) and the reference foreground
+    rule.
+
+    Args:
+        feats: (T, N, C) patch features of T frames of an (h, w) grid.
+        grid: (h, w), N = h * w.
+        flow_feats: (T, N, C) features of the frames' optical-flow renderings,
+            or None.
+        alpha: weight of the flow similarity (``fusion='mean'``).
+        tau: edge threshold (0.3 in the reference).
+        solver: 'arpack' / 'lobpcg' (the dense solver is refused above 20,000
+            tokens per chunk).
+        foreground: which side of each chunk's cut is the object, one of
+            :data:`~vtseg.functional.ncut_foreground.VIDEO_FOREGROUND_RULES`
+            (:func:`~vtseg.functional.ncut_foreground.video_foreground`);
+            ``'previous'`` carries the last frame's foreground into the
+            next chunk.
+
+    Returns:
+        (foreground, eigvec): (T, h, w) bool and float64, numpy or torch like
+        ``feats``. With ``'reference'`` the foreground contains the
+        largest-|x| token (the reference: x is negated when its
+        largest-magnitude entry is negative, then foreground = x > mean(x)).
+        A chunk with a uniform graph is all foreground (zero eigvec).
+
+    Raises:
+        ValueError: empty video, NaN features, shape mismatches, an unknown
+            foreground rule.
+    """
+    if len(feats.shape) != 3:
+        raise ValueError(f'feats must be (T, N, C) per-frame patch features, '
+                         f'got shape {tuple(feats.shape)}')
+    if faithful:
+        foreground = 'reference'
+    check_foreground_rule(foreground, video=True, where='ncut_video: '
+                          'foreground')
+    T, n_tok = int(feats.shape[0]), int(feats.shape[1])
+    h, w_ = _check_grid(grid, n_tok)
+    n = h * w_
+    chunks = video_cut_chunks(feats, grid, flow_feats, alpha, tau, eps,
+                              fusion, max_frames, edges_per_token,
+                              block_rows, solver, faithful)
+    fg, vec_all = orient_video_chunks(chunks, (h, w_), foreground)
     return (_like(feats, fg.reshape(T, h, w_)),
             _like(feats, vec_all.reshape(T, h, w_)))
+
+
+def orient_video_chunks(chunks, grid: Sequence[int],
+                        foreground: str = 'reference'
+                        ) -> Tuple[np.ndarray, np.ndarray]:
+    """Apply a foreground rule to the chunk eigenvectors of
+    :func:`video_cut_chunks` (what :func:`ncut_video` does after the
+    eigen-solves; the evaluation tools call it once per rule on the same
+    chunks).
+
+    Args:
+        chunks: iterable of (t0, t1, x) in frame order, x (M,) float64.
+        grid: (h, w) token grid of a frame.
+        foreground: one of
+            :data:`~vtseg.functional.ncut_foreground.VIDEO_FOREGROUND_RULES`.
+
+    Returns:
+        (foreground, eigvec): (T * h * w,) bool and float64, frame-major.
+    """
+    n = int(grid[0]) * int(grid[1])
+    border = border_tokens(grid)
+    fgs, vecs, previous = [], [], None
+    for t0, t1, x in chunks:
+        if not x.any():  # uniform graph: everything is one segment
+            part = np.ones(x.shape[0], bool)
+        else:
+            part, x = video_foreground(x, t1 - t0, foreground, border,
+                                       previous)
+        previous = part[-n:]
+        fgs.append(part)
+        vecs.append(x)
+    return np.concatenate(fgs), np.concatenate(vecs)

@@ -20,4 +20,7 @@ model = dict(
     tau=0.2,
     eps=1e-5,
     binary_graph=True,
-    solver='auto')
+    solver='auto',
+    # the paper's rule (side of the largest |x|): these configs reproduce
+    # published numbers (docs/tokencut.md, foreground side)
+    foreground='reference')

@@ -27,4 +27,7 @@ model = dict(
     tau=0.2,
     eps=1e-5,
     binary_graph=True,
-    solver='auto')
+    solver='auto',
+    # the side of the cut holding fewer border tokens is the object; chosen
+    # on the tuning set (docs/protocol.md, docs/tokencut.md)
+    foreground='border')

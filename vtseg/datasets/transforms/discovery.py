@@ -101,9 +101,9 @@ class LoadVideoFrames(BaseTransform):
             im = im.resize(size, resample=self.interpolation)
         return np.asarray(im)[..., ::-1]
 
-    def _load(self, paths):
+    def _load(self, paths, seq='?'):
         out, ori = [], None
-        for p in paths:
+        for t, p in enumerate(paths):
             try:
                 im = Image.open(p).convert('RGB')
             except OSError as e:
@@ -112,8 +112,11 @@ class LoadVideoFrames(BaseTransform):
             if ori is None:
                 ori = (im.height, im.width)
             elif (im.height, im.width) != ori:
-                raise ValueError(f'LoadVideoFrames: {p} is {im.size}, other '
-                                 f'frames are {ori[::-1]}')
+                raise ValueError(
+                    f'LoadVideoFrames: sequence {seq}: frame {t} ({p}) is '
+                    f'{im.width}x{im.height} (WxH) but frame 0 ({paths[0]}) '
+                    f'is {ori[1]}x{ori[0]}; every frame of a clip must have '
+                    'one size')
             out.append(self._resize(im))
         return np.stack(out), ori
 
@@ -162,10 +165,11 @@ class LoadVideoFrames(BaseTransform):
             if not paths:
                 raise ValueError('LoadVideoFrames: the video item has no '
                                  'frames')
-            frames, ori = self._load(paths)
+            frames, ori = self._load(paths, results.get('seq_name', '?'))
         results['frames'] = frames
         if results.get('flow_paths'):
-            results['flow_frames'] = self._load(results['flow_paths'])[0]
+            results['flow_frames'] = self._load(
+                results['flow_paths'], results.get('seq_name', '?'))[0]
         if results.get('ann_paths'):
             results['gt_masks'] = np.stack(
                 [self._load_mask(a, ori) for a in results['ann_paths']])

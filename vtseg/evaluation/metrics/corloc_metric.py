@@ -33,7 +33,9 @@ class CorLocMetric(BaseMetric):
     ``corloc_centered`` (a centred box covering ``centered_fraction`` of the
     width and height of each image); when some image has several predicted
     boxes, ``corloc_any`` (a hit if any predicted box hits) and
-    ``mean_num_objects``.
+    ``mean_num_objects``. Samples with a ``seq_name`` (video frames,
+    ``VideoFramesDataset(items='frame')``) also give ``<seq>/corloc`` and
+    ``<seq>/corloc_centered`` per sequence.
 
     Args:
         iou_thr: hit threshold (0.5).
@@ -77,7 +79,8 @@ class CorLocMetric(BaseMetric):
                     np.zeros(0) for b in pred]
             hit = bool(len(gt) and (ious[0] >= self.iou_thr).any())
             hit_any = any(len(i) and (i >= self.iou_thr).any() for i in ious)
-            res = dict(hit=hit, hit_any=bool(hit_any), num=len(pred))
+            res = dict(hit=hit, hit_any=bool(hit_any), num=len(pred),
+                       seq=s.get('seq_name'))
             if self.centered_baseline:
                 shape = s['ori_shape']
                 cb = centered_box(shape[:2], self.centered_fraction)
@@ -100,4 +103,13 @@ class CorLocMetric(BaseMetric):
                                                      for r in results]))
         print_log(f'CorLoc over {n} images: ' + ', '.join(
             f'{k} {v:.4f}' for k, v in out.items()), logger='current')
+        seqs = sorted({r['seq'] for r in results if r.get('seq') is not None})
+        for seq in seqs:
+            rs = [r for r in results if r.get('seq') == seq]
+            out[f'{seq}/corloc'] = sum(r['hit'] for r in rs) / len(rs)
+            if self.centered_baseline:
+                out[f'{seq}/corloc_centered'] = sum(
+                    r['hit_centered'] for r in rs) / len(rs)
+            print_log(f'CorLoc {seq}: {out[f"{seq}/corloc"]:.4f} over '
+                      f'{len(rs)} frames', logger='current')
         return out

@@ -52,18 +52,25 @@ class VideoIoUMetric(BaseMetric):
     frame's folder, layout folders such as ``JPEGImages`` / ``480p``
     skipped). Foreground is label > 0.
 
-    Keys: ``iou`` (mean over sequences), ``frame_iou`` (mean over all
-    frames), ``num_frames``, ``num_sequences``; with ``centered_baseline``,
-    ``iou_centered``: the same for a centred box covering half of each side.
+    Keys: ``iou`` (mean over sequences of the per-sequence mean frame IoU:
+    the DAVIS 2016 region similarity J mean, over the frames given),
+    ``frame_iou`` (mean over all frames), ``num_frames``, ``num_sequences``;
+    with ``centered_baseline``, ``iou_centered``: the same for a centred box
+    covering half of each side, and ``num_above_centered`` (sequences whose
+    IoU exceeds the centred box's). With ``per_sequence`` (default) also
+    ``<seq>/iou`` and ``<seq>/iou_centered`` for every sequence, and a
+    per-sequence table in the log.
     """
     default_prefix = ''
 
     def __init__(self, centered_baseline: bool = True,
+                 per_sequence: bool = True,
                  collect_device: str = 'cpu', prefix: Optional[str] = None,
                  **kwargs):
         super().__init__(collect_device=collect_device, prefix=prefix,
                          **kwargs)
         self.centered_baseline = centered_baseline
+        self.per_sequence = per_sequence
 
     @staticmethod
     def _centered(shape):
@@ -120,10 +127,24 @@ class VideoIoUMetric(BaseMetric):
         out = dict(iou=float(np.mean([np.mean(v) for v in per_seq.values()])),
                    frame_iou=float(np.mean([r['iou'] for r in results])),
                    num_frames=len(results), num_sequences=len(per_seq))
+        seq_iou = {k: float(np.mean(v)) for k, v in per_seq.items()}
+        seq_c = {k: float(np.mean(v)) for k, v in per_seq_c.items()}
         if per_seq_c:
-            out['iou_centered'] = float(
-                np.mean([np.mean(v) for v in per_seq_c.values()]))
+            out['iou_centered'] = float(np.mean(list(seq_c.values())))
+            out['num_above_centered'] = sum(
+                seq_iou[k] > seq_c[k] for k in seq_iou)
+        lines = [f'{"sequence":<20}{"frames":>7}{"IoU":>8}'
+                 + (f'{"centred":>9}' if seq_c else '')]
         for seq, v in per_seq.items():
-            print_log(f'VideoIoU {seq}: {np.mean(v):.4f} over {len(v)} '
-                      'frames', logger='current')
+            lines.append(f'{seq:<20}{len(v):>7}{seq_iou[seq]:>8.4f}'
+                         + (f'{seq_c[seq]:>9.4f}' if seq_c else ''))
+            if self.per_sequence:
+                out[f'{seq}/iou'] = seq_iou[seq]
+                if seq_c:
+                    out[f'{seq}/iou_centered'] = seq_c[seq]
+        lines.append(f'{"mean (J mean)":<20}{len(results):>7}'
+                     f'{out["iou"]:>8.4f}'
+                     + (f'{out["iou_centered"]:>9.4f}' if seq_c else ''))
+        print_log('VideoIoU per sequence:\n' + '\n'.join(lines),
+                  logger='current')
         return out

@@ -36,6 +36,8 @@ from PIL import Image
 from torch import Tensor
 
 from vtseg.functional.bilateral_solver import bilateral_solve
+from vtseg.functional.ncut_foreground import (border_tokens,
+                                              check_foreground_rule)
 from vtseg.functional.normalized_cut import (MULTI_DEFAULTS, NCUT_SOLVERS,
                                              component_box, fiedler_vector,
                                              is_uniform_graph, ncut_affinity,
@@ -46,7 +48,8 @@ from vtseg.registry import MODELS
 from ..utils.checkpoint import CheckpointMismatchError
 
 __all__ = [
-    'TokenCut', 'TokenCutVideo', 'TOKENCUT_FEATURES',
+    'TokenCut', 'TokenCutVideo', 'TOKENCUT_FEATURES', 'DEFAULT_FOREGROUND',
+    'DEFAULT_VIDEO_FOREGROUND',
     'extract_token_features', 'select_token_features', 'upsample_token_map'
 ]
 
@@ -58,6 +61,13 @@ TOKENCUT_FEATURES = ('k', 'q', 'v', 'kqv', 'k_nobias', 'q_nobias',
 #: (docs/methods/tokencut.md#saliency-mode).
 DEFAULT_BS = dict(sigma_spatial=16, sigma_luma=16, sigma_chroma=8, lam=256.0,
                   a_diag_min=1e-5, cg_tol=1e-5, cg_maxiter=25)
+
+#: default foreground rules of TokenCut (image) and TokenCutVideo, chosen on
+#: the tuning set (docs/protocol.md, docs/tokencut.md "Foreground side and
+#: the tuning protocol"); the paper-reproducing DINO configs set
+#: 'reference'.
+DEFAULT_FOREGROUND = 'border'
+DEFAULT_VIDEO_FOREGROUND = 'border'
 
 
 def _check_feature(backbone, feature: str, layer: int) -> int:
@@ -301,6 +311,12 @@ class TokenCut(_TokenCutBase):
             (:func:`vtseg.functional.ncut`).
         tau_candidates: optional list of taus; per image the tau whose cut is
             cheapest (smallest lambda_2) is used (vtseg extension, off).
+        foreground: which side of every cut is the object
+            (:mod:`vtseg.functional.ncut_foreground`): ``'reference'``
+            (TokenCut's: the side of the eigenvector's largest |x|),
+            ``'border'`` (the side holding fewer border tokens) or
+            ``'smaller'``. The default was chosen by the tuning protocol
+            (docs/protocol.md); ``faithful=True`` uses ``'reference'``.
         max_objects: > 1 returns several objects (:func:`ncut_multi`).
         multi_mode / multi_cfg: ``'recursive'`` or ``'components'`` and the
             stopping-rule options of :func:`vtseg.functional.ncut_multi`.
@@ -323,6 +339,7 @@ class TokenCut(_TokenCutBase):
                  binary_graph: bool = True,
                  solver: str = 'auto',
                  tau_candidates: Optional[Sequence[float]] = None,
+                 foreground: str = DEFAULT_FOREGROUND,
                  max_objects: int = 1,
                  multi_mode: str = 'recursive',
                  multi_cfg: Optional[dict] = None,
@@ -341,6 +358,9 @@ class TokenCut(_TokenCutBase):
         if max_objects < 1:
             raise ValueError(f'max_objects must be >= 1, got {max_objects}')
         self.mode = mode
+        check_foreground_rule(foreground,
+                              where=f'{type(self).__name__}: foreground')
+        self.foreground = 'reference' if faithful else foreground
         self.tau_candidates = list(tau_candidates) if tau_candidates else None
         self.max_objects = max_objects
         self.multi_mode = multi_mode
@@ -358,14 +378,17 @@ class TokenCut(_TokenCutBase):
         tau = self._pick_tau(feats) if self.tau_candidates else self.tau
         w = ncut_affinity(feats, tau, self.eps, self.binary_graph)
         part, vec, seed, lam, flipped = ncut_from_affinity(
-            w, self.solver, return_flip=True)
+            w, self.solver, return_flip=True, foreground=self.foreground,
+            border=border_tokens(hw))
         h, w_ = hw
         if self.max_objects > 1:
             cfg = {**MULTI_DEFAULTS, **self.multi_cfg}
             objs = ncut_multi_from_affinity(w, hw, part, vec, seed, lam,
                                             self.max_objects,
                                             self.multi_mode,
-                                            solver=self.solver, **cfg)
+                                            solver=self.solver,
+                                            foreground=self.foreground,
+                                            **cfg)
         else:
             _, comp = ncut_box(part.reshape(h, w_), seed, self.patch_size)
             objs = [dict(mask=comp, seed=seed, score=1.0)]
@@ -481,6 +504,13 @@ class TokenCutVideo(_TokenCutBase):
             by unbiased edge sampling (memory linear in frames); None = the
             reference's full thresholded graph (memory quadratic).
         frame_batch: frames per backbone forward.
+        foreground: which side of the cut is the object, one of
+            :data:`~vtseg.functional.ncut_foreground.VIDEO_FOREGROUND_RULES`
+            (``'reference'``: the side of the largest |x|; ``'border'``,
+            ``'smaller'``, ``'majority'``: per-frame border votes,
+            ``'previous'``: per frame, agreement with the previous frame);
+            default chosen by the tuning protocol (docs/protocol.md);
+            ``faithful=True`` uses ``'reference'``.
         bilateral_solver: None or bilateral-solver options (per frame).
     """
     #: takes whole clips (see :func:`vtseg.apis.inference_video`)
@@ -500,6 +530,7 @@ class TokenCutVideo(_TokenCutBase):
                  block_rows: Optional[int] = None,
                  frame_batch: int = 4,
                  solver: str = 'arpack',
+                 foreground: str = DEFAULT_VIDEO_FOREGROUND,
                  bilateral_solver: Optional[dict] = None,
                  faithful: bool = False,
                  data_preprocessor: Optional[dict] = None,
@@ -518,6 +549,9 @@ class TokenCutVideo(_TokenCutBase):
         self.edges_per_token = edges_per_token
         self.block_rows = block_rows
         self.frame_batch = frame_batch
+        check_foreground_rule(foreground, video=True,
+                              where=f'{type(self).__name__}: foreground')
+        self.foreground = 'reference' if faithful else foreground
         if bilateral_solver is not None:
             bilateral_solver = {**DEFAULT_BS, **bilateral_solver}
         self.bilateral_solver = bilateral_solver
@@ -552,7 +586,8 @@ class TokenCutVideo(_TokenCutBase):
                                  f'{hw}')
         return ncut_video(feats, hw, flow, self.alpha, self.tau, self.eps,
                           self.fusion, self.max_frames, self.edges_per_token,
-                          self.block_rows, self.solver, self.faithful)
+                          self.block_rows, self.solver, self.faithful,
+                          self.foreground)
 
     def predict(self, inputs, data_samples=None) -> List:
         """``inputs``: list of (T, 3, H, W) uint8 clips (one per sample; or
