@@ -32,6 +32,15 @@ NO_WORKERS = ['test_dataloader.num_workers=0',
               'test_dataloader.persistent_workers=False']
 
 
+def sod_test_opts(indices):
+    """--cfg-options for a short sod_bsds test run: the shared data wherever
+    VTSEG_SHARED_DATA puts it (the configs' relative path holds only for a
+    checkout next to ../shared), no workers."""
+    return [f'test_dataloader.dataset.indices={indices}',
+            f'test_dataloader.dataset.data_root={shared_path("sod_bsds")}'
+            ] + NO_WORKERS
+
+
 def run(args, check=False, timeout=900, **popen):
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
     res = subprocess.run([sys.executable] + args, cwd=REPO_ROOT, env=env,
@@ -122,8 +131,8 @@ def test_test_py_refuses_checkpoint_that_does_not_fit(bad_checkpoints, kind,
                                                        named, tmp_path):
     """Fault 1: tools/test.py scored such checkpoints and exited 0."""
     res = run(['tools/test.py', SAL_CONFIG, bad_checkpoints[kind],
-               '--work-dir', str(tmp_path), '--cfg-options',
-               'test_dataloader.dataset.indices=1'] + NO_WORKERS)
+               '--work-dir', str(tmp_path), '--cfg-options'] +
+              sod_test_opts(1))
     assert res.returncode != 0, res.stdout[-2000:]
     assert 'does not fit EncoderDecoder' in res.stderr, res.stderr[-3000:]
     for key in named:
@@ -166,8 +175,7 @@ def test_tokencut_full_checkpoint_loads_under_the_declared_rule(ckpt,
     """TokenCut has no decode head: it declares decode_head.* unused, which
     strict loading names in the log (tools/test.py, init_model)."""
     res = run(['tools/test.py', TOKENCUT_CONFIG, ckpt, '--work-dir',
-               str(tmp_path), '--cfg-options',
-               'test_dataloader.dataset.indices=1'] + NO_WORKERS)
+               str(tmp_path), '--cfg-options'] + sod_test_opts(1))
     assert res.returncode == 0, res.stderr[-3000:]
     assert re.search(r'ignored 23 tensors under decode_head\. \(TokenCut '
                      'declares them unused\)', res.stdout), res.stdout[-3000:]
@@ -533,8 +541,8 @@ def test_show_dir_on_saliency_config(ckpt, tmp_path):
     replaced an earlier run's pictures."""
     show = tmp_path / 'show'
     args = ['tools/test.py', SAL_CONFIG, ckpt, '--work-dir',
-            str(tmp_path / 'wd'), '--show-dir', str(show), '--cfg-options',
-            'test_dataloader.dataset.indices=2'] + NO_WORKERS
+            str(tmp_path / 'wd'), '--show-dir', str(show), '--cfg-options'
+            ] + sod_test_opts(2)
     res = run(args)
     assert res.returncode == 0, res.stderr[-3000:]
     pictures = [f for _, _, fs in os.walk(show) for f in fs
