@@ -113,3 +113,35 @@ def test_compat_ops_match_cpu():
     rois = torch.tensor([[0, 1.5, 2.0, 15.0, 12.5], [1, 0.0, 0.0, 23.0, 19.0]])
     close(roi_align(feats.to(CUDA), rois.to(CUDA), (7, 7), 1.0, 2),
           roi_align(feats, rois, (7, 7), 1.0, 2), 1e-5)
+
+
+@pytest.mark.parametrize('impl', ['pack', 'mask', 'loop'])
+def test_dtop_matches_cpu(impl):
+    """DToP prunes the same tokens and predicts the same on the GPU (TF32
+    off: a token near the threshold must not flip)."""
+    from test_dtop import HEADS, X, dtop
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    for head in HEADS:
+        m = dtop(head, impl)
+        x = X[:4]
+        with torch.no_grad():
+            ref = m.dtop_forward(x)
+            out = m.to(CUDA).dtop_forward(x.to(CUDA))
+        assert torch.equal(out.finalised.cpu(), ref.finalised), head
+        close(out.probs, ref.probs)
+
+
+def test_token_merging_matches_cpu():
+    torch.manual_seed(0)
+    vit = MODELS.build(dict(
+        type='ViT', img_size=64, patch_size=8, embed_dims=32, depth=4,
+        num_heads=2, out_indices=[1, 3],
+        token_stages=[dict(type='TokenMerging', after_block=[0, 1, 2],
+                           r=[6, 4, 2])])).eval()
+    x = torch.randn(3, 3, 48, 56)
+    with torch.no_grad():
+        ref = vit(x)
+        out = vit.to(CUDA)(x.to(CUDA))
+    for a, b in zip(out, ref):
+        close(a, b)
