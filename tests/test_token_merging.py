@@ -93,6 +93,15 @@ def test_merge_matches_reference_and_unmerge_restores_layout(M, r):
                 torch.testing.assert_close(merged[i, j], x[i, p])
 
 
+def test_single_token_after_a_cls_token_is_kept():
+    x = torch.randn(2, 1, 4)
+    plan = bipartite_matching(x, 3, offset=1)
+    merged, size = merge_tokens(x, plan)
+    torch.testing.assert_close(merged, x)
+    assert size.tolist() == [[1.], [1.]]
+    torch.testing.assert_close(unmerge_tokens(merged, plan), x)
+
+
 @pytest.mark.parametrize('M,r', [(9, 3), (10, 5), (8, 2)])
 def test_with_a_cls_token_the_order_is_tomes(M, r):
     """offset=1 (one cls token in front): exactly ToMe's output, order

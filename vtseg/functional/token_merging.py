@@ -40,6 +40,8 @@ class MergePlan(NamedTuple):
         dst_idx: (B, r) indices into set B of their partners.
         dst_of: (B, M) new position of every token of the layout before the
             merge (a source points at its partner), for un-merging.
+        a_start: position of the first A token (0 or 1): A and B are
+            every other token from ``a_start`` / ``1 - a_start``.
     """
     a_pos: Tensor
     b_pos: Tensor
@@ -47,6 +49,7 @@ class MergePlan(NamedTuple):
     src_idx: Tensor
     dst_idx: Tensor
     dst_of: Tensor
+    a_start: int = 0
 
 
 def bipartite_matching(metric: Tensor, r: int, offset: int = 0) -> MergePlan:
@@ -83,7 +86,8 @@ def bipartite_matching(metric: Tensor, r: int, offset: int = 0) -> MergePlan:
         dst = src
     else:
         m = metric / metric.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-        scores = m[:, a_pos] @ m[:, b_pos].transpose(1, 2)  # (B, Ma, Mb)
+        sa = offset % 2
+        scores = m[:, sa::2] @ m[:, 1 - sa::2].transpose(1, 2)  # (B,Ma,Mb)
         best, partner = scores.max(dim=-1)                   # (B, Ma)
         order = torch.argsort(best, dim=-1, descending=True, stable=True)
         src = order[:, :r]
@@ -97,7 +101,7 @@ def bipartite_matching(metric: Tensor, r: int, offset: int = 0) -> MergePlan:
     dst_of = torch.empty(B, M, dtype=torch.long, device=device)
     dst_of[:, a_pos] = a_new
     dst_of[:, b_pos] = n_unm + torch.arange(num_b, device=device)
-    return MergePlan(a_pos, b_pos, unm, src, dst, dst_of)
+    return MergePlan(a_pos, b_pos, unm, src, dst, dst_of, offset % 2)
 
 
 def merge_tokens(x: Tensor, plan: MergePlan, size: Tensor = None):
@@ -116,21 +120,30 @@ def merge_tokens(x: Tensor, plan: MergePlan, size: Tensor = None):
     if size is None:
         size = x.new_ones(B, M)
     size = size.to(x.dtype)
-    xs = torch.cat([x * size[..., None], size[..., None]], dim=-1)
-    a, b = xs[:, plan.a_pos], xs[:, plan.b_pos]
-    unm = a.gather(1, plan.unm_idx[..., None].expand(-1, -1, C + 1))
-    src = a.gather(1, plan.src_idx[..., None].expand(-1, -1, C + 1))
-    b = b.scatter_add(1, plan.dst_idx[..., None].expand(-1, -1, C + 1), src)
-    out = torch.cat([unm, b], dim=1)
-    new_size = out[..., C]
-    return out[..., :C] / new_size[..., None], new_size
+    # A and B are every other token: strided views, no copies
+    sa, sb = plan.a_start, 1 - plan.a_start
+
+    def expand(idx, width):
+        return idx[..., None].expand(-1, -1, width)
+
+    # unmerged A tokens keep their value; B tokens become size-weighted sums
+    unm = x[:, sa::2].gather(1, expand(plan.unm_idx, C))
+    size_a, size_b = size[:, sa::2], size[:, sb::2]
+    src_w = size_a.gather(1, plan.src_idx)
+    src = x[:, sa::2].gather(1, expand(plan.src_idx, C)) * src_w[..., None]
+    new_b = size_b.scatter_add(1, plan.dst_idx, src_w)
+    b = (x[:, sb::2] * size_b[..., None]).scatter_add(
+        1, expand(plan.dst_idx, C), src) / new_b[..., None]
+    return (torch.cat([unm, b], dim=1),
+            torch.cat([size_a.gather(1, plan.unm_idx), new_b], dim=1))
 
 
 def merge_index(index: Tensor, plan: MergePlan) -> Tensor:
     """(B, M) original patch of each token -> (B, M - r) for the merged set:
     tokens that received a source become -1 (they stand for several
     patches), the others keep their patch."""
-    a, b = index[:, plan.a_pos], index[:, plan.b_pos]
+    sa = plan.a_start
+    a, b = index[:, sa::2], index[:, 1 - sa::2]
     b = b.scatter(1, plan.dst_idx, -1)
     return torch.cat([a.gather(1, plan.unm_idx), b], dim=1)
 
