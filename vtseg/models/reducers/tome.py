@@ -107,7 +107,7 @@ class TokenMerging(BaseTokenStage):
             return grid
         n = grid.n_prefix
         if keys is not None:
-            metric = keys.mean(dim=1)[:, n:]          # (B, M, C/heads)
+            metric = keys[:, :, n:].mean(dim=1)       # (B, M, C/heads)
         else:
             metric = grid.patches
         plan = bipartite_matching(metric, r, offset=n)
