@@ -319,3 +319,21 @@ def test_unpruned_prefix_stops_at_trainable_blocks():
     m2.load_state_dict(m.state_dict())
     with torch.no_grad():
         torch.testing.assert_close(m2.dtop_forward(X[:2]).probs, probs)
+
+
+def test_merging_stages_run_without_pruning_and_are_refused_with_it():
+    stage = dict(type='TokenMerging', after_block=[0, 1], r=4)
+    m = dtop(thresh=1.0, impl='none')
+    merged = dtop(thresh=1.0, impl='none')
+    merged.backbone.set_token_stages([stage])
+    x = torch.randn(2, 3, 40, 56)
+    with torch.no_grad():
+        res = merged.dtop_forward(x)
+        plain = m.dtop_forward(x)
+    # merges are undone before the final head: one column per patch
+    assert res.probs.shape == plain.probs.shape == (2, 3, 35)
+    assert not torch.allclose(res.probs, plain.probs)
+    merged.impl = 'pack'
+    with pytest.raises(ValueError, match="use impl='none'"):
+        with torch.no_grad():
+            merged.dtop_forward(x)

@@ -7,6 +7,7 @@ main function.
 from .connectivity import *  # noqa: F401,F403
 from .dtop import *  # noqa: F401,F403
 from .expedit import *  # noqa: F401,F403
+from .local_global_merging import *  # noqa: F401,F403
 from .normalized_cut import *  # noqa: F401,F403
 from .saliency import *  # noqa: F401,F403
 from .token_merging import *  # noqa: F401,F403

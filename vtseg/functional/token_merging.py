@@ -19,12 +19,14 @@ the same merge count for every image:
 The result of a merge lists the unmerged A tokens first (in their original
 order), then all B tokens (in order). Method notes: docs/methods/token_merging.md.
 """
+import math
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
-__all__ = ['MergePlan', 'bipartite_matching', 'merge_tokens',
+__all__ = ['MergePlan', 'bipartite_best_match', 'bipartite_matching',
+           'merge_tokens',
            'merge_index', 'unmerge_tokens', 'proportional_attention_bias']
 
 
@@ -50,6 +52,29 @@ class MergePlan(NamedTuple):
     dst_idx: Tensor
     dst_of: Tensor
     a_start: int = 0
+
+
+def bipartite_best_match(metric: Tensor, offset: int = 0,
+                         valid: Tensor = None):
+    """Best partner in set B of every set-A token (cosine similarity).
+
+    Args:
+        metric: (B, M, D) features, patch tokens only.
+        offset: number of prefix tokens in front (fixes the A / B parity as
+            in :func:`bipartite_matching`).
+        valid: (B, M) bool, False for padding: padding is never a partner
+            and its own best score is -inf.
+
+    Returns:
+        (best (B, Ma) float, partner (B, Ma) int64 index into set B).
+    """
+    m = metric / metric.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    sa = offset % 2
+    scores = m[:, sa::2] @ m[:, 1 - sa::2].transpose(1, 2)  # (B, Ma, Mb)
+    if valid is not None:
+        scores = scores.masked_fill(~valid[:, None, 1 - sa::2], -math.inf)
+        scores = scores.masked_fill(~valid[:, sa::2, None], -math.inf)
+    return scores.max(dim=-1)
 
 
 def bipartite_matching(metric: Tensor, r: int, offset: int = 0) -> MergePlan:
@@ -85,10 +110,7 @@ def bipartite_matching(metric: Tensor, r: int, offset: int = 0) -> MergePlan:
         unm = torch.arange(num_a, device=device).expand(B, num_a)
         dst = src
     else:
-        m = metric / metric.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-        sa = offset % 2
-        scores = m[:, sa::2] @ m[:, 1 - sa::2].transpose(1, 2)  # (B,Ma,Mb)
-        best, partner = scores.max(dim=-1)                   # (B, Ma)
+        best, partner = bipartite_best_match(metric, offset)
         order = torch.argsort(best, dim=-1, descending=True, stable=True)
         src = order[:, :r]
         unm = order[:, r:].sort(dim=-1).values

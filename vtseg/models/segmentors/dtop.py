@@ -292,6 +292,12 @@ class DToPEncoderDecoder(EncoderDecoder):
                 # nothing to prune and every column is overwritten later:
                 # the head's output would never be used
                 continue
+            merged = grid.index < 0
+            if bool((merged if valid is None else merged & valid).any()):
+                raise ValueError(
+                    'DToPEncoderDecoder: a token stage merged tokens (index '
+                    '-1), but the pruning path writes one token per patch: '
+                    "use impl='none' (no pruning) with merging stages")
             out = head(self._head_tokens(grid.patches, last), valid)
             canvas = write_canvas(canvas, out.mask_logits, grid.index, valid)
             canvases.append(canvas)
@@ -325,8 +331,19 @@ class DToPEncoderDecoder(EncoderDecoder):
         B = inputs.shape[0]
         out = self.backbone.forward_features(
             inputs, token_layers=[self.stages[-1]], out_indices=[])
-        tokens = out['tokens'][self.stages[-1]][:, self.backbone.n_prefix:]
-        head_out = self.decode_head(self._head_tokens(tokens, True))
+        tokens = self._head_tokens(out['tokens'][self.stages[-1]], True)
+        grid = out['grid']
+        # token stages that merge (ToMe, ALGM) are undone before the head,
+        # which grades one token per patch
+        while grid.restores:
+            if not grid.restores[-1].can_undo:
+                raise ValueError(
+                    f'DToPEncoderDecoder: {grid.restores[-1].owner} changed '
+                    'the token set in a way the final head cannot undo')
+            norm = self.backbone.norm
+            grid, tokens = grid.undo_top(tokens, norm)
+        tokens = tokens[:, self.backbone.n_prefix:]
+        head_out = self.decode_head(tokens)
         probs = self.decode_head.class_probs(head_out.mask_logits,
                                              head_out.presence)
         hw = tuple(out['hw'])
