@@ -8,6 +8,7 @@ from mmengine.config import Config
 
 from conftest import REPO_ROOT, shared_path
 from vtseg.analysis.reducer_benchmark import (above_curve, check_setting,
+                                              iou_by_object_size,
                                               parse_settings, setting_config,
                                               write_table)
 
@@ -50,6 +51,13 @@ def test_setting_configs():
     assert pipe[1]['scale'] == (392, 392)
     assert 'token_stages' not in cfg.model.backbone or \
         not cfg.model.backbone.token_stages    # the original is unchanged
+    davis = setting_config(
+        Config.fromfile(osp.join(REPO_ROOT, 'configs/saliency/'
+                                 'imgfocus_vits14_davis-report-448.py')),
+        parse_settings([{'scale': 336}])[0])
+    parts = davis.test_dataloader.dataset.datasets     # ConcatDataset
+    assert len(parts) == 7
+    assert all(p.pipeline[1]['scale'] == (336, 336) for p in parts)
     d = Config.fromfile(DTOP)
     tome = setting_config(d, parse_settings([{'reducer': 'tome', 'r': 8,
                                               'scale': 308}])[0])
@@ -80,6 +88,24 @@ def test_table_and_curve_gap(tmp_path):
     assert (tmp_path / 'r.csv').read_text().count('\n') == 4
     # the curve at 400 ms: 0.60 + 0.05 * 150 / 250 = 0.63
     assert above_curve(res, 'iou') == pytest.approx({'tome': 0.01})
+    assert above_curve(res, 'iou', 'gflops') == pytest.approx(
+        {'tome': 0.64 - (0.60 + 0.05 * 8 / 12)})
+    # a cheaper, more accurate resolution: the envelope is flat after it
+    res.append(dict(name='p392', scale=392, resolution_only=True,
+                    gflops=17., metrics=dict(iou=0.68), b1_ms=350.))
+    assert above_curve(res, 'iou') == pytest.approx({'tome': -0.04})
+
+
+def test_iou_by_object_size():
+    # image 0: object 2% of 1000 pixels, IoU 10 / 20; image 1: 50%, IoU 1
+    stats = [dict(tp=10, fp=5, fn=5, num_pixels=1000),
+             dict(tp=500, fp=0, fn=0, num_pixels=1000)]
+    res = iou_by_object_size([dict(name='a', per_image=stats)])
+    bins = res['a']
+    assert bins['small (< 5%)'] == dict(n=1, iou=0.5)
+    assert bins['large (>= 20%)'] == dict(n=1, iou=1.0)
+    assert bins['medium (5-20%)']['n'] == 0
+    assert iou_by_object_size([dict(name='b', per_image=[dict(x=1)])]) == {}
 
 
 @pytest.mark.slow
@@ -104,5 +130,7 @@ def test_tool_runs_on_real_images(tmp_path):
     assert all(r['b2_ms'] > 0 for r in results)
     for f in ('results.md', 'results.csv', 'results.json', 'results.png'):
         assert osp.getsize(osp.join(out, f)) > 0
+    with open(osp.join(out, 'results.md')) as f:
+        assert 'Per-image IoU by object size' in f.read()
     with pytest.raises(SystemExit, match='already holds'):
         main(args)

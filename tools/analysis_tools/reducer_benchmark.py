@@ -3,8 +3,9 @@ one model, in one run (docs/reducer_benchmark.md).
 
     python tools/analysis_tools/reducer_benchmark.py CONFIG CHECKPOINT \
         --settings SETTINGS.json|'[{...}, ...]' --out-dir DIR \
-        [--num-images N] [--flops-images 4] [--batch-sizes 1 8] \
-        [--threads 1] [--rounds 4] [--iters 2] [--metric IoU] [--force]
+        [--num-images N] [--start 0] [--flops-images 4] [--batch-sizes 1 8] \
+        [--threads 1] [--rounds 4] [--iters 2] [--metric IoU] \
+        [--no-latency] [--reuse EARLIER/results.json] [--force]
 
 Each setting is a dict: ``reducer`` (none, config, tome, algm, expedit,
 dtop, stages) with its arguments, ``scale`` (longest input side, a multiple
@@ -26,6 +27,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
 
 import vtseg  # noqa: E402,F401  (compat layer)
 from vtseg.analysis.reducer_benchmark import (above_curve,  # noqa: E402
+                                              iou_by_object_size,
                                               parse_settings, plot_results,
                                               run_reducer_benchmark,
                                               write_table)
@@ -44,6 +46,8 @@ def parse_args(argv=None):
     p.add_argument('--out-dir', required=True)
     p.add_argument('--num-images', type=int, default=0,
                    help='test images scored (0: all)')
+    p.add_argument('--start', type=int, default=0,
+                   help='first test image used (e.g. skip a tuning part)')
     p.add_argument('--flops-images', type=int, default=4)
     p.add_argument('--batch-sizes', type=int, nargs='+', default=[1, 8])
     p.add_argument('--threads', type=int, default=1)
@@ -55,6 +59,9 @@ def parse_args(argv=None):
     p.add_argument('--metric', help='accuracy key for the plot, higher is '
                    'better (default: mIoU or iou where reported)')
     p.add_argument('--data-root', help='override the dataset data_root')
+    p.add_argument('--reuse', help='results.json of an earlier run: its '
+                   'accuracy and GFLOPs of identical settings are taken over '
+                   '(e.g. score first, time later on a quiet machine)')
     p.add_argument('--title', default='')
     p.add_argument('--force', action='store_true',
                    help='overwrite results in --out-dir')
@@ -83,14 +90,19 @@ def main(argv=None):
                          f'{existing}; pass --force to overwrite')
     os.makedirs(args.out_dir, exist_ok=True)
     register_all_modules(init_default_scope=True)
+    reuse = None
+    if args.reuse:
+        with open(args.reuse) as f:
+            reuse = json.load(f)['results']
     try:
         results = run_reducer_benchmark(
             args.config, args.checkpoint, settings,
-            num_images=args.num_images, flops_images=args.flops_images,
+            num_images=args.num_images, start=args.start,
+            flops_images=args.flops_images,
             batch_sizes=() if args.no_latency else args.batch_sizes,
             threads=args.threads, warmup=args.warmup, rounds=args.rounds,
             iters=args.iters, data_root=args.data_root,
-            skip_latency=args.no_latency)
+            skip_latency=args.no_latency, reuse=reuse)
     except ValueError as e:
         raise SystemExit(f'reducer_benchmark: {e}')
     keys = list(results[0]['metrics'])
@@ -102,16 +114,36 @@ def main(argv=None):
     md = write_table(results, keys, osp.join(args.out_dir, 'results.md'),
                      osp.join(args.out_dir, 'results.csv'))
     gap = above_curve(results, metric) if not args.no_latency else {}
+    gap_flops = above_curve(results, metric, 'gflops')
+    by_size = iou_by_object_size(results)
+    if by_size:
+        labels = list(next(iter(by_size.values())))
+        base = by_size[results[0]['name']]
+        md += ('\nPer-image IoU by object size (share of the image), change '
+               f'against {results[0]["name"]}:\n\n| setting | ' +
+               ' | '.join(f'{lb} (n={base[lb]["n"]})' for lb in labels) +
+               ' |\n|' + '---|' * (len(labels) + 1) + '\n')
+        for name, bins in by_size.items():
+            md += f'| {name} | ' + ' | '.join(
+                f'{bins[lb]["iou"]:.4f} ({bins[lb]["iou"] - base[lb]["iou"]:+.4f})'
+                for lb in labels) + ' |\n'
+        with open(osp.join(args.out_dir, 'results.md'), 'w') as f:
+            f.write(md)
     with open(osp.join(args.out_dir, 'results.json'), 'w') as f:
         json.dump(dict(config=args.config, checkpoint=args.checkpoint,
                        threads=args.threads, results=results,
-                       above_resolution_curve_b1=gap), f, indent=2)
+                       above_resolution_curve_b1=gap,
+                       above_resolution_curve_gflops=gap_flops,
+                       iou_by_object_size=by_size), f, indent=2)
     plot_results(results, metric, osp.join(args.out_dir, 'results.png'),
                  args.title)
     print(md)
-    for name, d in gap.items():
-        print(f'{name}: {metric} {d:+.4f} against the resolution curve at '
-              'equal batch-1 latency')
+    for name, d in gap_flops.items():
+        line = (f'{name}: {metric} {d:+.4f} against the resolution curve at '
+                'equal GFLOPs')
+        if name in gap:
+            line += f', {gap[name]:+.4f} at equal batch-1 latency'
+        print(line)
     return results
 
 

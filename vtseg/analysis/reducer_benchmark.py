@@ -30,6 +30,7 @@ config last. The first setting is the baseline of the speed-up column.
 """
 import copy
 import csv
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
@@ -46,7 +47,8 @@ from .flops import count_flops
 
 __all__ = ['REDUCERS', 'ReducerSetting', 'parse_settings',
            'setting_config', 'check_setting', 'run_reducer_benchmark',
-           'write_table', 'plot_results', 'above_curve']
+           'write_table', 'plot_results', 'above_curve',
+           'iou_by_object_size', 'SIZE_BINS']
 
 #: reducer names a setting may use
 REDUCERS = ('none', 'config', 'tome', 'algm', 'expedit', 'dtop', 'stages')
@@ -73,6 +75,11 @@ class ReducerSetting:
     scale: Optional[int] = None
     kwargs: dict = field(default_factory=dict)
     cfg_options: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        """The setting as given (for the results and for reuse)."""
+        return dict(name=self.name, reducer=self.reducer, scale=self.scale,
+                    cfg_options=self.cfg_options, **self.kwargs)
 
     @property
     def is_resolution_only(self) -> bool:
@@ -130,6 +137,18 @@ def _is_dtop(cfg) -> bool:
     return cfg.model.get('type') == 'DToPEncoderDecoder'
 
 
+def _resized_pipeline(pipeline, scale: int, where: str) -> list:
+    pipe = [dict(t) for t in pipeline if t['type'] != 'Resize']
+    at = next((i for i, t in enumerate(pipe)
+               if t['type'] == 'LoadImageFromFile'), None)
+    if at is None:
+        raise ValueError(f'{where}: no LoadImageFromFile in the pipeline '
+                         'to put the Resize after')
+    pipe.insert(at + 1, dict(type='Resize', scale=(scale, scale),
+                             keep_ratio=True))
+    return pipe
+
+
 def _set_scale(cfg, scale: int, patch: int) -> None:
     """Resize the test images to ``scale`` (longest side), before the
     labels are loaded (they stay at the original size), and let the data
@@ -138,16 +157,11 @@ def _set_scale(cfg, scale: int, patch: int) -> None:
         dl = cfg.get(key)
         if not dl:
             continue
-        pipe = [dict(t) for t in dl['dataset']['pipeline']
-                if t['type'] != 'Resize']
-        at = next((i for i, t in enumerate(pipe)
-                   if t['type'] == 'LoadImageFromFile'), None)
-        if at is None:
-            raise ValueError(f'{key}: no LoadImageFromFile in the pipeline '
-                             'to put the Resize after')
-        pipe.insert(at + 1, dict(type='Resize', scale=(scale, scale),
-                                 keep_ratio=True))
-        dl['dataset']['pipeline'] = pipe
+        ds = dl['dataset']
+        # a ConcatDataset: every part has its own pipeline
+        for part in ds.get('datasets', [ds]):
+            part['pipeline'] = _resized_pipeline(part['pipeline'], scale,
+                                                 key)
     dp = cfg.model.get('data_preprocessor')
     if dp is not None and dp.get('size') is not None:
         dp['size'] = None
@@ -249,21 +263,26 @@ def _batch(model, items) -> torch.Tensor:
                       for x in xs])
 
 
-def _evaluate(model, cfg, dataset, num, bar) -> Dict[str, float]:
+def _evaluate(model, cfg, dataset, start, num, bar) -> Dict[str, float]:
     metric = METRICS.build(copy.deepcopy(cfg.test_evaluator))
     with torch.no_grad():
-        for i in range(num):
+        for i in range(start, start + num):
             data = _prepare(model, [dataset[i]])
             out = model.predict(data['inputs'], data['data_samples'])
             metric.process({}, [o.to_dict() for o in out])
             bar.update(1)
-    return metric.compute_metrics(metric.results)
+    # per-image scalars of the metric's results (e.g. the saliency metric's
+    # tp / fp / fn counts), for breakdowns such as by object size
+    per_image = [{k: v for k, v in r.items() if isinstance(v, (int, float))}
+                 for r in metric.results if isinstance(r, dict)]
+    return metric.compute_metrics(metric.results), per_image
 
 
 def run_reducer_benchmark(config: str,
                           checkpoint: Optional[str],
                           settings: Sequence[ReducerSetting],
                           num_images: int = 0,
+                          start: int = 0,
                           flops_images: int = 4,
                           batch_sizes: Sequence[int] = (1, 8),
                           threads: Optional[int] = 1,
@@ -272,13 +291,16 @@ def run_reducer_benchmark(config: str,
                           iters: int = 2,
                           data_root: Optional[str] = None,
                           skip_latency: bool = False,
+                          reuse: Optional[Sequence[dict]] = None,
                           log: Callable[[str], None] = print) -> List[dict]:
     """Measure every setting (see the module docstring).
 
     Args:
         config / checkpoint: the model.
         settings: from :func:`parse_settings`; the first is the baseline.
-        num_images: test images scored (0: all).
+        num_images: test images scored (0: all from ``start`` on).
+        start: index of the first test image used (scoring, FLOPs and the
+            latency batches start there), e.g. to leave out a tuning part.
         flops_images: images whose FLOPs are counted (mean reported).
         batch_sizes: batch sizes of the latency run (distinct real images,
             the first ones of the test set).
@@ -286,10 +308,15 @@ def run_reducer_benchmark(config: str,
         warmup / rounds / iters: of :func:`benchmark_models`.
         data_root: override the test dataset's ``data_root``.
         skip_latency: accuracy and FLOPs only.
+        reuse: ``results`` of an earlier run: settings with the same name,
+            arguments, images and FLOPs images take its accuracy and GFLOPs
+            instead of measuring them again.
 
     Returns:
         One dict per setting: ``name``, ``reducer``, ``scale``,
-        ``metrics`` (the evaluator's dict), ``gflops``, and per batch size
+        ``metrics`` (the evaluator's dict), ``per_image`` (the scalar
+        per-image statistics the metric keeps, if any), ``gflops``, and per
+        batch size
         ``b{n}_ms`` (median latency per batch), ``b{n}_img_s`` and
         ``b{n}_speedup`` (baseline latency / this one).
     """
@@ -299,26 +326,51 @@ def run_reducer_benchmark(config: str,
         cfg = setting_config(base_cfg, s)
         model = build_model(cfg, checkpoint)
         ds = _dataset(cfg, data_root)
-        first = _prepare(model, [ds[0]])['inputs']
+        first = _prepare(model, [ds[min(start, len(ds) - 1)]])['inputs']
         check_setting(s, cfg, first.shape[-2:])
         cfgs[s.name], models[s.name], datasets[s.name] = cfg, model, ds
-    n = len(next(iter(datasets.values())))
+    total = len(next(iter(datasets.values())))
+    if not 0 <= start < total:
+        raise ValueError(f'start={start} is outside the {total} test images')
+    n = total - start
     num = n if num_images <= 0 else min(num_images, n)
-    results = []
-    bar = tqdm(total=len(settings) * num, desc='accuracy', unit='img')
+    # scores and counts of an earlier run of the same settings on the same
+    # images are taken over (e.g. accuracy first, latency on a quiet machine)
+    earlier = {}
+    for r in reuse or ():
+        earlier[(r['name'], json.dumps(r.get('setting'), sort_keys=True),
+                 r['num_images'], r.get('first_image', 0),
+                 r.get('flops_images'))] = r
+    results, todo = [], []
     for s in settings:
-        metrics = _evaluate(models[s.name], cfgs[s.name], datasets[s.name],
-                            num, bar)
-        results.append(dict(name=s.name, reducer=s.reducer, scale=s.scale,
-                            resolution_only=s.is_resolution_only,
-                            num_images=num, metrics=metrics))
+        key = (s.name, json.dumps(s.as_dict(), sort_keys=True), num, start,
+               flops_images)
+        if key in earlier:
+            old = earlier[key]
+            results.append({k: old[k] for k in (
+                'name', 'reducer', 'scale', 'resolution_only', 'num_images',
+                'first_image', 'metrics', 'per_image', 'gflops', 'setting',
+                'flops_images')})
+            log(f'{s.name}: accuracy and GFLOPs taken from the earlier run')
+        else:
+            results.append(dict(name=s.name, reducer=s.reducer,
+                                scale=s.scale,
+                                resolution_only=s.is_resolution_only,
+                                num_images=num, first_image=start,
+                                flops_images=flops_images,
+                                setting=s.as_dict()))
+            todo.append((s, results[-1]))
+    bar = tqdm(total=len(todo) * num, desc='accuracy', unit='img')
+    for s, res in todo:
+        res['metrics'], res['per_image'] = _evaluate(
+            models[s.name], cfgs[s.name], datasets[s.name], start, num, bar)
     bar.close()
-    bar = tqdm(total=len(settings) * flops_images, desc='GFLOPs',
-               unit='img')
-    for s, res in zip(settings, results):
+    bar = tqdm(total=len(todo) * flops_images, desc='GFLOPs', unit='img')
+    for s, res in todo:
         counts = []
         for i in range(min(flops_images, n)):
-            x = _prepare(models[s.name], [datasets[s.name][i]])['inputs']
+            x = _prepare(models[s.name],
+                         [datasets[s.name][start + i]])['inputs']
             counts.append(count_flops(models[s.name], x).total)
             bar.update(1)
         res['gflops'] = sum(counts) / len(counts) / 1e9
@@ -327,7 +379,7 @@ def run_reducer_benchmark(config: str,
         return results
     for bs in batch_sizes:
         inputs = {s.name: _batch(models[s.name], [
-            datasets[s.name][i] for i in range(min(bs, n))])
+            datasets[s.name][start + i] for i in range(min(bs, n))])
             for s in settings}
         log(f'latency at batch {bs}: {rounds} interleaved rounds x '
             f'{iters} iterations x {len(settings)} settings')
@@ -428,20 +480,66 @@ def plot_results(results: Sequence[dict], metric_key: str, path: str,
 
 def above_curve(results: Sequence[dict], metric_key: str,
                 x_key: str = 'b1_ms') -> Dict[str, float]:
-    """Accuracy of each non-resolution setting minus the resolution curve
-    (linear interpolation between the plain points, by ``x_key``) at the
-    same cost; positive = above the curve. Settings outside the curve's
-    range are left out."""
-    curve = sorted((r[x_key], r['metrics'][metric_key]) for r in results
-                   if r['resolution_only'] and x_key in r)
+    """Accuracy of each non-resolution setting minus the plain model's
+    resolution curve at the same cost; positive = above the curve.
+
+    The curve is the upper envelope of the plain points (a resolution that
+    is both costlier and less accurate than another is never the one to
+    beat): linear between the points on the envelope, flat after its most
+    accurate point. Settings cheaper than every plain point are left out.
+    """
+    pts = sorted((r[x_key], r['metrics'][metric_key]) for r in results
+                 if r['resolution_only'] and x_key in r)
+    front = []
+    for x, y in pts:
+        if not front or y > front[-1][1]:
+            front.append((x, y))
     out = {}
     for r in results:
-        if r['resolution_only'] or x_key not in r or len(curve) < 2:
+        if r['resolution_only'] or x_key not in r or not front:
             continue
         x = r[x_key]
-        for (x0, y0), (x1, y1) in zip(curve, curve[1:]):
+        if x < front[0][0]:
+            continue
+        y = front[-1][1]
+        for (x0, y0), (x1, y1) in zip(front, front[1:]):
             if x0 <= x <= x1:
                 y = y0 + (y1 - y0) * (x - x0) / max(x1 - x0, 1e-12)
-                out[r['name']] = r['metrics'][metric_key] - y
                 break
+        out[r['name']] = r['metrics'][metric_key] - y
+    return out
+
+
+#: object-size bins of :func:`iou_by_object_size`: foreground share of the
+#: image (ground truth)
+SIZE_BINS = ((0.0, 0.05, 'small (< 5%)'), (0.05, 0.2, 'medium (5-20%)'),
+             (0.2, 1.01, 'large (>= 20%)'))
+
+
+def iou_by_object_size(results: Sequence[dict]) -> Dict[str, Dict[str, dict]]:
+    """Mean per-image foreground IoU of every setting in bins of the true
+    object's share of the image (saliency-style metrics whose per-image
+    statistics hold ``tp``, ``fp``, ``fn``, ``num_pixels``).
+
+    Returns:
+        {setting: {bin label: dict(n=images, iou=mean IoU)}}; empty when the
+        metric keeps no such statistics.
+    """
+    out = {}
+    for r in results:
+        stats = r.get('per_image') or []
+        if not stats or not all(k in stats[0] for k in
+                                ('tp', 'fp', 'fn', 'num_pixels')):
+            return {}
+        bins = {}
+        for lo, hi, label in SIZE_BINS:
+            ious = []
+            for st in stats:
+                share = (st['tp'] + st['fn']) / st['num_pixels']
+                if lo <= share < hi:
+                    union = st['tp'] + st['fp'] + st['fn']
+                    ious.append(st['tp'] / union if union else 1.0)
+            bins[label] = dict(n=len(ious), iou=sum(ious) / len(ious)
+                               if ious else float('nan'))
+        out[r['name']] = bins
     return out
