@@ -31,7 +31,7 @@ from typing import Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from .token_merging import bipartite_best_match
+from .token_merging import bipartite_best_match, select_rows
 
 __all__ = ['window_similarity', 'local_merge_groups', 'global_merge_groups',
            'merge_groups', 'unmerge_groups', 'merge_groups_index']
@@ -237,9 +237,10 @@ def merge_groups(x: Tensor, assign: Tensor, num_groups: Tensor,
     # with weight 0
     idx = assign.clamp_max(G - 1) if G else assign
     new_size = w.new_zeros(B, G).scatter_add_(1, idx, w)
-    total = x.new_zeros(B, G, C).scatter_add_(
-        1, idx[..., None].expand(-1, -1, C), x * w[..., None])
-    merged = total / new_size.clamp_min(1e-12)[..., None]
+    flat = (idx + torch.arange(B, device=x.device)[:, None] * G).flatten()
+    total = x.new_zeros(B * G, C).index_add_(
+        0, flat, (x * w[..., None]).reshape(B * M, C))
+    merged = total.view(B, G, C) / new_size.clamp_min(1e-12)[..., None]
     new_valid = torch.arange(G, device=x.device) < num_groups[:, None]
     if bool(new_valid.all()):
         new_valid = None
@@ -249,8 +250,7 @@ def merge_groups(x: Tensor, assign: Tensor, num_groups: Tensor,
 def unmerge_groups(x: Tensor, assign: Tensor) -> Tensor:
     """(B, G, C) merged tokens -> (B, M, C): every token of the layout
     before the merge takes its group's value."""
-    idx = assign.clamp_max(x.shape[1] - 1)
-    return x.gather(1, idx[..., None].expand(-1, -1, x.shape[-1]))
+    return select_rows(x, assign.clamp_max(x.shape[1] - 1))
 
 
 def merge_groups_index(index: Tensor, assign: Tensor, num_groups: Tensor,

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 __all__ = ['MergePlan', 'bipartite_best_match', 'bipartite_matching',
-           'merge_tokens',
+           'merge_tokens', 'select_rows',
            'merge_index', 'unmerge_tokens', 'proportional_attention_bias']
 
 
@@ -142,22 +142,48 @@ def merge_tokens(x: Tensor, plan: MergePlan, size: Tensor = None):
     if size is None:
         size = x.new_ones(B, M)
     size = size.to(x.dtype)
-    # A and B are every other token: strided views, no copies
+    # A and B are every other token: A token i is token a_start + 2 i.
+    # Rows are picked with index_select / index_add on the flattened batch
+    # (much faster on CPU than gather / scatter with an expanded index).
     sa, sb = plan.a_start, 1 - plan.a_start
+    flat = x.reshape(B * M, C)
+    base = torch.arange(B, device=x.device)[:, None] * M + sa
 
-    def expand(idx, width):
-        return idx[..., None].expand(-1, -1, width)
-
-    # unmerged A tokens keep their value; B tokens become size-weighted sums
-    unm = x[:, sa::2].gather(1, expand(plan.unm_idx, C))
+    # unmerged A tokens and the B tokens that receive nothing keep their
+    # values: one copy of both, then only the r destination rows change
+    unm = flat.index_select(0, (base + 2 * plan.unm_idx).flatten())
+    n_unm = plan.unm_idx.shape[1]
+    out = torch.cat([unm.view(B, n_unm, C), x[:, sb::2]], dim=1)
     size_a, size_b = size[:, sa::2], size[:, sb::2]
     src_w = size_a.gather(1, plan.src_idx)
-    src = x[:, sa::2].gather(1, expand(plan.src_idx, C)) * src_w[..., None]
     new_b = size_b.scatter_add(1, plan.dst_idx, src_w)
-    b = (x[:, sb::2] * size_b[..., None]).scatter_add(
-        1, expand(plan.dst_idx, C), src) / new_b[..., None]
-    return (torch.cat([unm, b], dim=1),
-            torch.cat([size_a.gather(1, plan.unm_idx), new_b], dim=1))
+    if plan.src_idx.shape[1]:
+        Mo = out.shape[1]
+        rows = out.view(B * Mo, C)
+        dst = (torch.arange(B, device=x.device)[:, None] * Mo + n_unm +
+               plan.dst_idx).flatten()
+        src = flat.index_select(0, (base + 2 * plan.src_idx).flatten())
+        # destination rows as size-weighted sums (a destination may take
+        # several sources: set, accumulate, then divide once per row;
+        # repeated indices copy equal values)
+        w_dst = size_b.gather(1, plan.dst_idx).flatten()[:, None]
+        rows.index_copy_(0, dst, rows.index_select(0, dst) * w_dst)
+        rows.index_add_(0, dst, src * src_w.flatten()[:, None])
+        rows.index_copy_(0, dst, rows.index_select(0, dst) /
+                         new_b.gather(1, plan.dst_idx).flatten()[:, None])
+    return out, torch.cat([size_a.gather(1, plan.unm_idx), new_b], dim=1)
+
+
+def select_rows(x: Tensor, idx: Tensor) -> Tensor:
+    """``out[b, j] = x[b, idx[b, j]]``: (B, M, C), (B, K) -> (B, K, C).
+
+    The same as ``x.gather(1, idx[..., None].expand(-1, -1, C))``, done as
+    one ``index_select`` on the flattened batch, which is several times
+    faster on CPU."""
+    B, M, C = x.shape
+    flat = idx + torch.arange(B, device=x.device)[:, None] * M
+    return x.reshape(B * M, C).index_select(0, flat.flatten()).view(
+        B, idx.shape[1], C)
 
 
 def merge_index(index: Tensor, plan: MergePlan) -> Tensor:
@@ -173,7 +199,7 @@ def merge_index(index: Tensor, plan: MergePlan) -> Tensor:
 def unmerge_tokens(x: Tensor, plan: MergePlan) -> Tensor:
     """(B, M - r, C) merged tokens -> (B, M, C) in the layout before the
     merge: every source gets its partner's value."""
-    return x.gather(1, plan.dst_of[..., None].expand(-1, -1, x.shape[-1]))
+    return select_rows(x, plan.dst_of)
 
 
 def proportional_attention_bias(size: Tensor, n_prefix: int = 0) -> Tensor:
