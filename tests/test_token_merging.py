@@ -54,6 +54,8 @@ def test_hand_worked_merge():
     # unmerged A (token 2), then B (token 1, token 3 + token 0)
     assert merged[0, :, 0].tolist() == [3., 2., 2.5]
     assert size.tolist() == [[1., 1., 2.]]
+    with_prefix, _ = merge_tokens(x, plan, prefix=torch.tensor([[[9.]]]))
+    assert with_prefix[0, :, 0].tolist() == [9., 3., 2., 2.5]
     assert plan.dst_of.tolist() == [[2, 1, 0, 2]]
     assert merge_index(torch.arange(4)[None], plan).tolist() == [[2, 1, -1]]
     assert unmerge_tokens(merged, plan)[0, :, 0].tolist() == \

@@ -126,7 +126,8 @@ def bipartite_matching(metric: Tensor, r: int, offset: int = 0) -> MergePlan:
     return MergePlan(a_pos, b_pos, unm, src, dst, dst_of, offset % 2)
 
 
-def merge_tokens(x: Tensor, plan: MergePlan, size: Tensor = None):
+def merge_tokens(x: Tensor, plan: MergePlan, size: Tensor = None,
+                 prefix: Tensor = None):
     """Merge the plan's sources into their partners.
 
     Args:
@@ -134,9 +135,13 @@ def merge_tokens(x: Tensor, plan: MergePlan, size: Tensor = None):
         plan: from :func:`bipartite_matching`.
         size: (B, M) patches represented by each token (default all 1); the
             merged value is the size-weighted mean.
+        prefix: optional (B, n, C) tokens (cls, registers) placed in front
+            of the merged tokens in the result (one copy less than
+            concatenating afterwards).
 
     Returns:
-        (merged (B, M - r, C), merged sizes (B, M - r)).
+        (merged (B, n + M - r, C), merged sizes (B, M - r)), n = 0 without
+        ``prefix``.
     """
     B, M, C = x.shape
     if size is None:
@@ -153,15 +158,20 @@ def merge_tokens(x: Tensor, plan: MergePlan, size: Tensor = None):
     # values: one copy of both, then only the r destination rows change
     unm = flat.index_select(0, (base + 2 * plan.unm_idx).flatten())
     n_unm = plan.unm_idx.shape[1]
-    out = torch.cat([unm.view(B, n_unm, C), x[:, sb::2]], dim=1)
+    parts = [unm.view(B, n_unm, C), x[:, sb::2]]
+    n_pre = 0
+    if prefix is not None:
+        parts.insert(0, prefix)
+        n_pre = prefix.shape[1]
+    out = torch.cat(parts, dim=1)
     size_a, size_b = size[:, sa::2], size[:, sb::2]
     src_w = size_a.gather(1, plan.src_idx)
     new_b = size_b.scatter_add(1, plan.dst_idx, src_w)
     if plan.src_idx.shape[1]:
         Mo = out.shape[1]
         rows = out.view(B * Mo, C)
-        dst = (torch.arange(B, device=x.device)[:, None] * Mo + n_unm +
-               plan.dst_idx).flatten()
+        dst = (torch.arange(B, device=x.device)[:, None] * Mo + n_pre +
+               n_unm + plan.dst_idx).flatten()
         src = flat.index_select(0, (base + 2 * plan.src_idx).flatten())
         # destination rows as size-weighted sums (a destination may take
         # several sources: set, accumulate, then divide once per row;

@@ -16,7 +16,6 @@ full grid without a separate restorer::
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, Union
 
-import torch
 from torch import Tensor
 
 from vtseg.functional.token_merging import (MergePlan, bipartite_matching,
@@ -111,12 +110,11 @@ class TokenMerging(BaseTokenStage):
         else:
             metric = grid.patches
         plan = bipartite_matching(metric, r, offset=n)
-        merged, size = merge_tokens(grid.patches, plan, grid.size)
+        x, size = merge_tokens(grid.patches, plan, grid.size, grid.prefix)
         bias = proportional_attention_bias(size, n) if self.prop_attn \
             else None
         state = MergeState(plan=plan, metric_dims=metric.shape[-1])
-        return grid.push(state,
-                         x=torch.cat([grid.prefix, merged], dim=1),
+        return grid.push(state, x=x,
                          index=merge_index(grid.index, plan), size=size,
                          valid=None, reduced_hw=None, attn_bias=bias)
 
