@@ -31,6 +31,7 @@ config last. The first setting is the baseline of the speed-up column.
 import copy
 import csv
 import json
+import numbers
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
@@ -263,19 +264,36 @@ def _batch(model, items) -> torch.Tensor:
                       for x in xs])
 
 
-def _evaluate(model, cfg, dataset, start, num, bar) -> Dict[str, float]:
-    metric = METRICS.build(copy.deepcopy(cfg.test_evaluator))
+def _evaluate(model, cfg, dataset, start, num, bar):
+    """The config's test evaluator (one metric or a list) on images
+    ``start`` .. ``start + num - 1``: (merged metrics dict, the first
+    metric's keys first; per-image scalars of the first metric that keeps
+    per-image dicts)."""
+    cfgs = cfg.test_evaluator
+    cfgs = list(cfgs) if isinstance(cfgs, (list, tuple)) else [cfgs]
+    metrics = [METRICS.build(copy.deepcopy(c)) for c in cfgs]
+    for m in metrics:
+        m.dataset_meta = dataset.metainfo   # as mmengine's Evaluator does
     with torch.no_grad():
         for i in range(start, start + num):
             data = _prepare(model, [dataset[i]])
             out = model.predict(data['inputs'], data['data_samples'])
-            metric.process({}, [o.to_dict() for o in out])
+            samples = [o.to_dict() for o in out]
+            for m in metrics:
+                m.process({}, samples)
             bar.update(1)
-    # per-image scalars of the metric's results (e.g. the saliency metric's
-    # tp / fp / fn counts), for breakdowns such as by object size
-    per_image = [{k: v for k, v in r.items() if isinstance(v, (int, float))}
-                 for r in metric.results if isinstance(r, dict)]
-    return metric.compute_metrics(metric.results), per_image
+    scores, per_image = {}, []
+    for m in metrics:
+        res = m.compute_metrics(m.results)
+        scores.update({k: float(v) for k, v in res.items()
+                       if isinstance(v, numbers.Real)})
+        # per-image scalars (e.g. the saliency metric's tp / fp / fn), for
+        # breakdowns such as by object size
+        if not per_image:
+            per_image = [{k: v for k, v in r.items()
+                          if isinstance(v, (int, float))}
+                         for r in m.results if isinstance(r, dict)]
+    return scores, per_image
 
 
 def run_reducer_benchmark(config: str,
