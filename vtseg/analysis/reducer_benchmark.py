@@ -473,8 +473,17 @@ def plot_results(results: Sequence[dict], metric_key: str, path: str,
             ax.plot([r[key] for r in curve],
                     [r['metrics'][metric_key] for r in curve], 'o-',
                     color='0.4', label='plain model, input resolution')
+            front = _envelope([(r[key], r['metrics'][metric_key])
+                               for r in curve])
+            # flat after its most accurate point, to the costliest setting
+            right = max(r[key] for r in results if key in r)
+            if right > front[-1][0]:
+                front.append((right, front[-1][1]))
+            ax.plot([x for x, _ in front], [y for _, y in front], '--',
+                    color='0.7', label='its upper envelope (the curve to '
+                    'beat)')
             for r in curve:
-                ax.annotate(str(r['scale'] or 'config'),
+                ax.annotate(r['name'],
                             (r[key], r['metrics'][metric_key]),
                             textcoords='offset points', xytext=(3, -10),
                             fontsize=7, color='0.4')
@@ -488,12 +497,22 @@ def plot_results(results: Sequence[dict], metric_key: str, path: str,
         ax.set_xlabel(label)
         ax.set_ylabel(metric_key)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7, loc='lower right')
+    axes[0].legend(fontsize=7, loc='best')
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _envelope(points):
+    """The points (cost, accuracy) that no cheaper point beats, by
+    cost."""
+    front = []
+    for x, y in sorted(points):
+        if not front or y > front[-1][1]:
+            front.append((x, y))
+    return front
 
 
 def above_curve(results: Sequence[dict], metric_key: str,
@@ -506,12 +525,9 @@ def above_curve(results: Sequence[dict], metric_key: str,
     beat): linear between the points on the envelope, flat after its most
     accurate point. Settings cheaper than every plain point are left out.
     """
-    pts = sorted((r[x_key], r['metrics'][metric_key]) for r in results
-                 if r['resolution_only'] and x_key in r)
-    front = []
-    for x, y in pts:
-        if not front or y > front[-1][1]:
-            front.append((x, y))
+    front = _envelope([(r[x_key], r['metrics'][metric_key])
+                       for r in results
+                       if r['resolution_only'] and x_key in r])
     out = {}
     for r in results:
         if r['resolution_only'] or x_key not in r or not front:
