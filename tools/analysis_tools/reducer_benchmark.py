@@ -126,10 +126,13 @@ def main(argv=None):
                f'against {results[0]["name"]}:\n\n| setting | ' +
                ' | '.join(f'{lb} (n={base[lb]["n"]})' for lb in labels) +
                ' |\n|' + '---|' * (len(labels) + 1) + '\n')
+        def cell(b, ref):
+            if not b['n']:
+                return '–'
+            return f'{b["iou"]:.4f} ({b["iou"] - ref["iou"]:+.4f})'
         for name, bins in by_size.items():
             md += f'| {name} | ' + ' | '.join(
-                f'{bins[lb]["iou"]:.4f} ({bins[lb]["iou"] - base[lb]["iou"]:+.4f})'
-                for lb in labels) + ' |\n'
+                cell(bins[lb], base[lb]) for lb in labels) + ' |\n'
         with open(osp.join(args.out_dir, 'results.md'), 'w') as f:
             f.write(md)
     with open(osp.join(args.out_dir, 'results.json'), 'w') as f:
