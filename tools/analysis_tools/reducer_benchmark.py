@@ -118,6 +118,8 @@ def main(argv=None):
                      osp.join(args.out_dir, 'results.csv'))
     gap = above_curve(results, metric) if not args.no_latency else {}
     gap_flops = above_curve(results, metric, 'gflops')
+    gap_b8 = above_curve(results, metric, 'b8_ms') \
+        if not args.no_latency and 8 in args.batch_sizes else {}
     by_size = iou_by_object_size(results)
     if by_size:
         labels = list(next(iter(by_size.values())))
@@ -140,6 +142,7 @@ def main(argv=None):
                        threads=args.threads, results=results,
                        above_resolution_curve_b1=gap,
                        above_resolution_curve_gflops=gap_flops,
+                       above_resolution_curve_b8=gap_b8,
                        iou_by_object_size=by_size), f, indent=2)
     plot_results(results, metric, osp.join(args.out_dir, 'results.png'),
                  args.title)
@@ -149,6 +152,8 @@ def main(argv=None):
                 'equal GFLOPs')
         if name in gap:
             line += f', {gap[name]:+.4f} at equal batch-1 latency'
+        if name in gap_b8:
+            line += f', {gap_b8[name]:+.4f} at equal batch-8 latency'
         print(line)
     return results
 
