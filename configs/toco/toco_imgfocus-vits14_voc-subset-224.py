@@ -57,7 +57,7 @@ model = dict(
     num_local_crops=6, local_crop_size=56,
     cam_scales=(1.0, 0.5),  # training-time pseudo labels (eval: 1.0, 0.5, 1.5)
     seg_start_iter=100,
-    test_cfg=dict(output='seg', scales=(1.0,), flip=True))
+    test_cfg=dict(output='seg', seg_scales=(1.0,), flip=True))
 max_iters = 400
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0,

@@ -36,4 +36,5 @@ model = dict(
     par=dict(dilations=(1, 2, 4, 8, 12, 24), num_iter=10),
     freeze_pos_embed=True, faithful=False, seed=0,
     train_cfg=dict(),
-    test_cfg=dict(output='seg', scales=(1.0, 1.25, 1.5), flip=True))
+    test_cfg=dict(output='seg', seg_scales=(1.0, 1.25, 1.5),
+                  cam_scales=(1.0, 0.5, 1.5), flip=True))

@@ -93,8 +93,9 @@ class ToCoSegmentor(BaseSegmentor):
             reference uses the global generator; vtseg keeps its own so that
             a step is reproducible).
         test_cfg: ``output`` (one of ``'seg'``, ``'cam'``, ``'aux_cam'``,
-            ``'par'``), ``scales`` (inference scales; default (1.0,) for
-            'seg' and ``cam_scales`` for CAMs), ``flip`` (True),
+            ``'par'``), ``scales`` (inference scales, default (1.0,) for
+            'seg' and ``cam_scales`` for CAMs; ``seg_scales`` /
+            ``cam_scales`` override it per kind), ``flip`` (True),
             ``base_size`` ((h, w) the image is resized to before the scales;
             None = as given; the reference uses 448 x 448 for CAMs).
     """
@@ -437,46 +438,90 @@ class ToCoSegmentor(BaseSegmentor):
             out = seg if out is None else torch.max(out, seg)
         return out
 
-    def predict(self, inputs: Tensor, data_samples=None):
+    def predict_labels(self, inputs: Tensor, data_samples,
+                       outputs: Sequence[str] = ('seg',)
+                       ) -> Dict[str, List[Tensor]]:
+        """Per-image label maps at ``ori_shape`` for several outputs from
+        one encoder pass per scale: {output: [(H_i, W_i) int64, ...]}
+        (``'cam'`` / ``'aux_cam'``: :func:`cam_to_label` with ``bkg_thre``
+        on the label-masked multi-scale CAM; ``'par'``: the PAR-refined
+        pseudo label, 255 = uncertain; ``'seg'``: the head's arg-max).
+        Also returns the (K', H_i, W_i) CAMs under ``'cam_maps'`` /
+        ``'aux_cam_maps'`` and the (K, H_i, W_i) logits under
+        ``'seg_logits'`` when those outputs are asked for. Uses
+        ``test_cfg`` ``scales`` / ``flip`` / ``base_size``."""
+        bad = set(outputs) - set(OUTPUTS)
+        if bad:
+            raise ValueError(f'unknown outputs {sorted(bad)}; choose from '
+                             f'{OUTPUTS}')
         cfg = self.test_cfg
-        output = cfg.get('output', 'seg')
         flip = cfg.get('flip', True)
         base = cfg.get('base_size')
         x = inputs if base is None else F.interpolate(
             inputs, size=tuple(base), mode='bilinear', align_corners=False)
-        if output == 'seg':
-            maps = self.seg_logits(x, cfg.get('scales', (1.0,)), flip)
-        else:
-            if data_samples is None:
-                raise ValueError(f"output={output!r} needs data_samples "
-                                 "with metainfo['img_labels']")
+        maps = {}
+        if 'seg' in outputs:
+            maps['seg'] = self.seg_logits(x, cfg.get('seg_scales',
+                                                     cfg.get('scales',
+                                                             (1.0,))), flip)
+        if set(outputs) & {'cam', 'aux_cam', 'par'}:
             labels = self.image_labels(data_samples)
             cam, aux = self.multi_scale_cam(
-                x, cfg.get('scales', self.cam_scales), flip)
-            maps = aux if output == 'aux_cam' else cam
-            maps = maps * labels[:, :, None, None]
-        if data_samples is None:
-            return maps
+                x, cfg.get('cam_scales', cfg.get('scales', self.cam_scales)),
+                flip)
+            maps['cam'] = cam * labels[:, :, None, None]
+            maps['aux_cam'] = aux * labels[:, :, None, None]
+        res: Dict[str, List[Tensor]] = {o: [] for o in outputs}
+        for key in ('seg_logits', 'cam_maps', 'aux_cam_maps'):
+            res[key] = []
         for i, ds in enumerate(data_samples):
             h, w = ds.metainfo['img_shape'][:2]
             oh, ow = ds.metainfo.get('ori_shape', (h, w))[:2]
-            m = maps[i:i + 1]
-            if base is not None:
-                m = F.interpolate(m, size=inputs.shape[-2:],
-                                  mode='bilinear', align_corners=False)
-            m = F.interpolate(m[..., :h, :w], size=(oh, ow),
-                              mode='bilinear', align_corners=False)
-            if output == 'seg':
-                pred = m.argmax(1)
-                ds.set_data(dict(seg_logits=PixelData(data=m[0])))
-            elif output == 'par':
+
+            def restore(m):
+                if base is not None:
+                    m = F.interpolate(m, size=inputs.shape[-2:],
+                                      mode='bilinear', align_corners=False)
+                return F.interpolate(m[..., :h, :w], size=(oh, ow),
+                                     mode='bilinear', align_corners=False)
+
+            if 'seg' in outputs:
+                m = restore(maps['seg'][i:i + 1])
+                res['seg'].append(m.argmax(1)[0])
+                res['seg_logits'].append(m[0])
+            for o in ('cam', 'aux_cam'):
+                if o in outputs or (o == 'cam' and 'par' in outputs):
+                    m = restore(maps[o][i:i + 1])
+                    res[o + '_maps'].append(m[0])
+                    if o in outputs:
+                        res[o].append(cam_to_label(
+                            m, labels[i:i + 1], self.bkg_thre,
+                            ignore_index=self.ignore_index)[0])
+            if 'par' in outputs:
                 img = F.interpolate(inputs[i:i + 1, :, :h, :w],
                                     size=(oh, ow), mode='bilinear',
                                     align_corners=False)
-                pred = self.pseudo_label(img, m, labels[i:i + 1], None)
-            else:
-                pred = cam_to_label(m, labels[i:i + 1], self.bkg_thre,
-                                    ignore_index=self.ignore_index)
-                ds.set_data(dict(seg_logits=PixelData(data=m[0])))
-            ds.set_data(dict(pred_sem_seg=PixelData(data=pred)))
+                res['par'].append(self.pseudo_label(
+                    img, res['cam_maps'][-1][None], labels[i:i + 1],
+                    None)[0])
+        return res
+
+    def predict(self, inputs: Tensor, data_samples=None):
+        output = self.test_cfg.get('output', 'seg')
+        if data_samples is None:
+            if output != 'seg':
+                raise ValueError(f"output={output!r} needs data_samples "
+                                 "with metainfo['img_labels']")
+            return self.seg_logits(
+                inputs, self.test_cfg.get('seg_scales',
+                                          self.test_cfg.get('scales',
+                                                            (1.0,))),
+                self.test_cfg.get('flip', True))
+        res = self.predict_labels(inputs, data_samples, (output,))
+        logits = res['seg_logits'] if output == 'seg' else \
+            res['aux_cam_maps'] if output == 'aux_cam' else res['cam_maps']
+        for i, ds in enumerate(data_samples):
+            ds.set_data(dict(seg_logits=PixelData(data=logits[i]),
+                             pred_sem_seg=PixelData(
+                                 data=res[output][i][None])))
         return data_samples
