@@ -7,6 +7,7 @@ segmentation head's mIoU, multi-scale + flip, in one pass per image.
         [--outputs cam,aux_cam,par,seg] [--split val|train] \
         [--cam-scales 1.0 0.5 1.5] [--seg-scales 1.0] [--no-flip] \
         [--crf] [--save-labels] [--skip-missing] [--max-items N] \
+        [--token-sim N] \
         [--cfg-options ...] [--work-dir DIR | --out FILE.json] [--force]
 
 The split's dataset is the config's ``test_dataloader`` (``--split train``
@@ -45,6 +46,10 @@ def parse_args(argv=None):
                    help='leave out images without a mask (default: error)')
     p.add_argument('--max-items', type=int, default=0,
                    help='first N images only (smoke runs)')
+    p.add_argument('--token-sim', type=int, default=0, metavar='N',
+                   help='also report the mean |cosine| between patch '
+                   'tokens after every block on the first N images '
+                   '(over-smoothing)')
     p.add_argument('--threads', type=int, default=1)
     p.add_argument('--work-dir', help='output folder (default work_dirs/'
                    '<config name>/toco_eval)')
@@ -66,7 +71,8 @@ def main(argv=None):
         osp.abspath(__file__)))))
     import torch
     from mmengine.config import DictAction
-    from vtseg.analysis import build_model, check_masks, evaluate_wsss
+    from vtseg.analysis import (build_model, check_masks, evaluate_wsss,
+                                layer_token_similarity)
     from vtseg.registry import DATASETS
     from vtseg.utils.config import default_work_dir
     torch.set_num_threads(args.threads)
@@ -113,6 +119,9 @@ def main(argv=None):
     res = evaluate_wsss(model, dataset, outputs, indices,
                         save_dir=work_dir if args.save_labels else None,
                         crf=crf)
+    if args.token_sim:
+        res['token_similarity'] = layer_token_similarity(
+            model, dataset, indices[:args.token_sim])
     res['_meta'] = dict(config=args.config, checkpoint=args.checkpoint,
                         split=args.split, images=len(indices),
                         cam_scales=args.cam_scales,
@@ -122,7 +131,10 @@ def main(argv=None):
     with open(out, 'w') as f:
         json.dump(res, f, indent=1)
     for o, r in res.items():
-        if o != '_meta':
+        if o == 'token_similarity':
+            print('token |cos| per block: ' + ' '.join(f'{v:.3f}'
+                                                       for v in r))
+        elif o != '_meta':
             print(f'{o:8s} mIoU {r["mIoU"]:6.2f}  ignored {r["ignored"]:.3f}')
     print(f'written {out}')
 

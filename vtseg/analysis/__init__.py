@@ -10,7 +10,8 @@ from .benchmark import (LatencyStats, benchmark_models, build_model,
                         time_function)
 from .flops import REDUCER_COUNT_MODES, FlopCount, count_flops
 from .stage_time import stage_time_fraction
-from .toco_eval import Confusion, check_masks, dense_crf, evaluate_wsss
+from .toco_eval import (Confusion, check_masks, dense_crf, evaluate_wsss,
+                        layer_token_similarity)
 
 __all__ = [
     'LatencyStats', 'benchmark_models', 'build_model', 'compare_speed',
@@ -18,5 +19,5 @@ __all__ = [
     'num_threads', 'plain_model_like', 'real_image_batches',
     'speedup_vs_plain', 'speedups', 'time_function', 'REDUCER_COUNT_MODES',
     'FlopCount', 'count_flops', 'stage_time_fraction', 'Confusion',
-    'check_masks', 'dense_crf', 'evaluate_wsss'
+    'check_masks', 'dense_crf', 'evaluate_wsss', 'layer_token_similarity'
 ]

@@ -16,7 +16,10 @@ import torch
 from mmengine.dataset import pseudo_collate
 from PIL import Image
 
-__all__ = ['Confusion', 'evaluate_wsss', 'dense_crf', 'check_masks']
+from vtseg.functional.toco import token_cosine_similarity
+
+__all__ = ['Confusion', 'evaluate_wsss', 'dense_crf', 'check_masks',
+           'layer_token_similarity']
 
 
 class Confusion:
@@ -182,3 +185,31 @@ def evaluate_wsss(model, dataset, outputs: Iterable[str] = ('cam', 'par',
                 f'{o} {s.summary(names)["mIoU"]:.2f}'
                 for o, s in scores.items()), flush=True)
     return {o: s.summary(names) for o, s in scores.items()}
+
+
+@torch.no_grad()
+def layer_token_similarity(model, dataset, indices: Sequence[int]
+                           ) -> List[float]:
+    """Over-smoothing measure (the ToCo paper's argument): for every block,
+    the mean absolute cosine similarity between all pairs of patch tokens
+    of an image (final norm applied to the last block's output, as the
+    CAM sees it), averaged over the images ``indices``. Returns one value
+    per block (1.0 = all tokens parallel)."""
+    model.eval()
+    depth = model.backbone.depth
+    sums = np.zeros(depth)
+    for i in indices:
+        data = model.data_preprocessor(pseudo_collate([dataset[i]]), False)
+        out = model.backbone.forward_features(
+            data['inputs'], token_layers=list(range(depth)))
+        n_prefix = out['n_prefix']
+        for b in range(depth):
+            tok = out['tokens'][b][:, n_prefix:]
+            if b == depth - 1 and model.backbone.norm is not None:
+                tok = model.backbone.norm(tok)
+            sim = token_cosine_similarity(tok.transpose(1, 2))
+            n = sim.shape[-1]
+            off = (sim.sum() - sim.diagonal(dim1=1, dim2=2).sum()) / max(
+                n * (n - 1), 1)
+            sums[b] += float(off)
+    return (sums / max(len(indices), 1)).tolist()

@@ -214,6 +214,14 @@ class ToCoSegmentor(BaseSegmentor):
         return cam, aux
 
     @torch.no_grad()
+    def classify(self, inputs: Tensor) -> Tensor:
+        """Image-level class logits (B, K') of the final classifier (global
+        max pooling); a class is predicted present where its logit > 0."""
+        feats = self.encode(inputs, need_aux=False)
+        return self.classifier(F.adaptive_max_pool2d(feats['final'],
+                                                     1)).flatten(1)
+
+    @torch.no_grad()
     def multi_scale_cam(self, inputs: Tensor,
                         scales: Optional[Sequence[float]] = None,
                         flip: bool = True) -> Tuple[Tensor, Tensor]:
