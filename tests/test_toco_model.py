@@ -293,3 +293,13 @@ def test_real_voc_images_tiny_model(tmp_path):
         assert osp.isfile(tmp_path / o / (osp.splitext(osp.basename(
             val.get_data_info(0)['img_path']))[0] + '.png'))
     assert res['par']['ignored'] >= 0.0
+
+
+def test_toco_cam_tool_refuses_to_overwrite(tmp_path):
+    import sys
+    sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'analysis_tools'))
+    import toco_cam
+    out = tmp_path / 'res.json'
+    out.write_text('{}')
+    with pytest.raises(SystemExit, match='exists.*--force'):
+        toco_cam.main(['cfg.py', 'ckpt.pth', '--out', str(out)])
