@@ -134,6 +134,9 @@ def main(argv=None):
         if o == 'token_similarity':
             print('token |cos| per block: ' + ' '.join(f'{v:.3f}'
                                                        for v in r))
+        elif o == 'classification':
+            print('classification: ' + ', '.join(f'{k} {v}'
+                                                  for k, v in r.items()))
         elif o != '_meta':
             print(f'{o:8s} mIoU {r["mIoU"]:6.2f}  ignored {r["ignored"]:.3f}')
     print(f'written {out}')

@@ -142,7 +142,11 @@ def evaluate_wsss(model, dataset, outputs: Iterable[str] = ('cam', 'par',
             (``save_dir/<output>/<image id>.png``, 255 = ignore).
 
     Returns:
-        {output: summary dict (mIoU in %, per-class IoU, ignored share)}.
+        {output: summary dict (mIoU in %, per-class IoU, ignored share)},
+        and ``'classification'``: F1 of the image classifier (logit > 0)
+        against the image labels, the share of images with no positive
+        logit, and (with a CAM output) the share of images whose
+        label-masked CAM is zero everywhere (a collapsed classifier).
     """
     outputs = tuple(outputs)
     names = dataset.metainfo['classes']
@@ -157,12 +161,22 @@ def evaluate_wsss(model, dataset, outputs: Iterable[str] = ('cam', 'par',
             os.makedirs(osp.join(save_dir, o), exist_ok=True)
     model.eval()
     indices = range(len(dataset)) if indices is None else indices
+    tp = n_pred = n_true = no_pos = cam_zero = 0
     for n, i in enumerate(indices):
         data = model.data_preprocessor(pseudo_collate([dataset[i]]), False)
         ds = data['data_samples'][0]
         with torch.no_grad():
             res = model.predict_labels(data['inputs'], data['data_samples'],
                                        outputs)
+            logits = model.classify(data['inputs'])[0]
+        truth = model.image_labels(data['data_samples'])[0] > 0
+        pred = logits > 0
+        tp += int((pred & truth).sum())
+        n_pred += int(pred.sum())
+        n_true += int(truth.sum())
+        no_pos += int(pred.sum() == 0)
+        if res.get('cam_maps'):
+            cam_zero += int(float(res['cam_maps'][0].max()) == 0.0)
         gt = ds.gt_sem_seg.data[0].cpu().numpy()
         preds = {o: res[o][0].cpu().numpy() for o in outputs}
         if crf:
@@ -184,7 +198,13 @@ def evaluate_wsss(model, dataset, outputs: Iterable[str] = ('cam', 'par',
             print(f'{n + 1}/{len(indices)} ' + ' '.join(
                 f'{o} {s.summary(names)["mIoU"]:.2f}'
                 for o, s in scores.items()), flush=True)
-    return {o: s.summary(names) for o, s in scores.items()}
+    out = {o: s.summary(names) for o, s in scores.items()}
+    n = max(len(indices), 1)
+    out['classification'] = dict(
+        f1=2 * tp / max(n_pred + n_true, 1), no_positive_logit=no_pos / n,
+        cam_all_zero=cam_zero / n if set(outputs) & {'cam', 'par'}
+        else None)
+    return out
 
 
 @torch.no_grad()
