@@ -30,9 +30,12 @@ import time
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('config')
-    p.add_argument('checkpoint')
+    p.add_argument('checkpoint', help="trained checkpoint, or 'pretrained' "
+                   "for the config's initial weights (backbone from its "
+                   'init_cfg; e.g. for --token-sim before training)')
     p.add_argument('--outputs', default='cam,aux_cam,par,seg',
-                   help='comma-separated: cam, aux_cam, par, seg')
+                   help="comma-separated: cam, aux_cam, par, seg ('' for "
+                   'none, e.g. with --token-sim)')
     p.add_argument('--split', default='val', choices=['val', 'train'])
     p.add_argument('--cam-scales', type=float, nargs='+',
                    default=[1.0, 0.5, 1.5])
@@ -93,7 +96,11 @@ def main(argv=None):
         raise SystemExit(f'{work_dir} already holds label maps; use '
                          '--force to overwrite')
     outputs = [o.strip() for o in args.outputs.split(',') if o.strip()]
-    model = build_model(args.config, args.checkpoint, cfg_options)
+    pretrained = args.checkpoint == 'pretrained'
+    model = build_model(args.config, None if pretrained else args.checkpoint,
+                        cfg_options)
+    if pretrained:
+        model.init_weights()
     model.test_cfg.update(cam_scales=tuple(args.cam_scales),
                           seg_scales=tuple(args.seg_scales),
                           flip=not args.no_flip)
@@ -118,7 +125,7 @@ def main(argv=None):
     t0 = time.time()
     res = evaluate_wsss(model, dataset, outputs, indices,
                         save_dir=work_dir if args.save_labels else None,
-                        crf=crf)
+                        crf=crf) if outputs else {}
     if args.token_sim:
         res['token_similarity'] = layer_token_similarity(
             model, dataset, indices[:args.token_sim])
