@@ -4,11 +4,13 @@
 # image_level_labels.csv; masks only for evaluation), 224 x 224 crops (16 x
 # 16 tokens), every image rescaled by 0.25 - 1.0 of its size (the
 # reference's 0.5 - 2.0 relative to a 448 crop), 6 local crops of 56 px
-# (the reference's 96 / 448 of the crop, rounded to whole patches), CAM
-# scales (1.0, 0.5, 1.5), the reference's loss weights; the iteration budget
-# is scaled down (max_iters, warm-up, seg_start_iter) to ~25 min on one CPU
-# thread. Baseline with the same budget: toco_imgfocus-vits14_voc-subset-224_cam.py.
-#   OMP_NUM_THREADS=1 python tools/train.py configs/toco/toco_imgfocus-vits14_voc-subset-224.py
+# (the reference's 96 / 448 of the crop, rounded to whole patches),
+# training CAM scales (1.0, 0.5), the reference's loss weights; the budget
+# is scaled down (400 iterations, 30 warm-up, seg_start_iter 100) for one CPU
+# thread. Baseline with the same budget:
+# toco_imgfocus-vits14_voc-subset-224_cam.py. Results: docs/toco.md.
+#   OMP_NUM_THREADS=1 python tools/train.py \
+#       configs/toco/toco_imgfocus-vits14_voc-subset-224.py
 _base_ = [
     '../_base_/models/toco_vit-b16.py',
     '../_base_/datasets/voc12aug_image_labels.py',

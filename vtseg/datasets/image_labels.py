@@ -128,10 +128,11 @@ class ImageLabelMixin:
             if vec.sum() == 0:
                 if self.no_positive == 'skip':
                     continue
+                source = f'label file {self.label_file}' if table is not \
+                    None else f'mask {info["seg_map_path"]}'
                 raise ValueError(
                     f'image {key} ({info["img_path"]}) has no positive class '
-                    f'({"label file " + str(self.label_file) if table is not None else "mask " + info["seg_map_path"]})'
-                    "; set no_positive='skip' to drop such images")
+                    f"({source}); set no_positive='skip' to drop such images")
             info['img_labels'] = vec
             out.append(info)
         return out
