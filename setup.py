@@ -40,6 +40,7 @@ setup(
         'tests': parse_requirements('tests'),
         'demo': parse_requirements('demo'),
         'cpu': parse_requirements('torch-cpu'),
+        'wsss': parse_requirements('wsss'),
     },
     zip_safe=False,
 )

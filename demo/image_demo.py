@@ -13,6 +13,11 @@ instance ids). ``--coco-json FILE`` writes predicted instances (TokenCut
 objects, ConnNet salient instances) as a COCO dataset with boxes and
 polygons.
 
+For weakly supervised models with CAMs (ToCo) the overlay gets a CAM panel
+beside the segmentation: the multi-scale CAM of the classes the image
+classifier predicts, or of ``--cam-classes`` (``--no-cam-view`` leaves it
+out).
+
 For DToP models (token pruning) the overlay gets a second panel, the
 pruning view: each token coloured by the stage that finalised it, with each
 stage's share (``--no-pruning-view`` leaves it out).
@@ -40,8 +45,9 @@ from mmengine.config import DictAction  # noqa: E402
 
 import vtseg  # noqa: E402,F401
 from vtseg.apis import inference_model  # noqa: E402
-from vtseg.apis.io import (IMAGE_EXTS, check_not_inputs,  # noqa: E402
-                           check_outputs_free, init_demo_model, list_inputs,
+from vtseg.apis.io import (IMAGE_EXTS, cam_overlay,  # noqa: E402
+                           check_not_inputs, check_outputs_free,
+                           init_demo_model, is_cam_model, list_inputs,
                            output_stems, prediction_mask, report_speedup)
 from vtseg.utils.coco_export import (data_samples_to_coco,  # noqa: E402
                                      dump_coco_json)
@@ -72,6 +78,11 @@ def parse_args(argv=None):
                    'masks with holes, which COCO polygons cannot express)')
     p.add_argument('--no-pruning-view', action='store_true',
                    help='DToP models: do not draw the token-stage panel')
+    p.add_argument('--cam-classes', default='',
+                   help='CAM models: comma-separated class names to show '
+                   '(default: the classes the model predicts)')
+    p.add_argument('--no-cam-view', action='store_true',
+                   help='CAM models (ToCo): do not draw the CAM panel')
     p.add_argument('--show', action='store_true', help='show each result')
     p.add_argument('--force', action='store_true',
                    help='overwrite existing outputs (never an input)')
@@ -146,6 +157,17 @@ def main(argv=None):
             drawn = np.concatenate([drawn, vis.draw_token_stages(
                 rgb, stage_map, getattr(model, 'stages', None) and
                 len(model.stages))], axis=1)
+        if is_cam_model(model) and not args.no_cam_view:
+            try:
+                panel, shown = cam_overlay(
+                    model, img, [c for c in args.cam_classes.split(',')
+                                 if c])
+            except ValueError as err:
+                raise SystemExit(f'error: {err}') from None
+            cv2.putText(panel, 'CAM: ' + ', '.join(shown), (5, 20),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1,
+                        cv2.LINE_AA)
+            drawn = np.concatenate([drawn, panel], axis=1)
         cv2.imwrite(overlay_path, drawn[..., ::-1])
         if args.save_mask:
             cv2.imwrite(mask_path, prediction_mask(result))

@@ -10,6 +10,7 @@ from typing import Iterator, List, Sequence, Tuple
 
 import cv2
 import numpy as np
+import torch
 
 from vtseg.analysis.benchmark import has_token_stages, speedup_vs_plain
 from vtseg.utils.image_io import ImageReadError, read_image
@@ -275,6 +276,58 @@ def init_demo_model(config, checkpoint, device: str = 'cpu',
             f'{len(model.untrained_keys)} tensors randomly initialised '
             f'(e.g. {model.untrained_keys[0]}); pass a CHECKPOINT')
     return model
+
+
+def is_cam_model(model) -> bool:
+    """True for weakly supervised models with class activation maps
+    (ToCo: ``classify`` and ``multi_scale_cam``)."""
+    return hasattr(model, 'classify') and hasattr(model, 'multi_scale_cam')
+
+
+def cam_overlay(model, img: np.ndarray, classes: Sequence[str] = (),
+                alpha: float = 0.5) -> Tuple[np.ndarray, List[str]]:
+    """CAM heat map of a ToCo model over an image (docs/toco.md).
+
+    The classes are ``classes`` (names of the model's foreground classes)
+    or, when empty, those the image classifier predicts (logit > 0; the
+    top-scoring one when none is). The map is the maximum over those
+    classes of the multi-scale + flip CAM (``test_cfg.cam_scales``),
+    resized to the image.
+
+    Args:
+        img: (H, W, 3) BGR uint8.
+
+    Returns:
+        ((H, W, 3) RGB uint8 overlay, the class names shown).
+
+    Raises:
+        ValueError: naming an unknown class name.
+    """
+    names = list(model.dataset_meta['classes'][1:])
+    inputs = prepare_inputs(model, img)
+    with torch.no_grad():
+        if classes:
+            unknown = [c for c in classes if c not in names]
+            if unknown:
+                raise ValueError(f'unknown class name(s) {unknown}; the '
+                                 f'model knows {", ".join(names)}')
+            labels = torch.zeros(1, len(names), device=inputs.device)
+            labels[0, [names.index(c) for c in classes]] = 1
+        else:
+            logits = model.classify(inputs)
+            labels = (logits > 0).float()
+            if labels.sum() == 0:
+                labels[0, logits[0].argmax()] = 1
+        cam, _ = model.multi_scale_cam(inputs, model.test_cfg.get(
+            'cam_scales', model.cam_scales))
+        heat = (cam * labels[:, :, None, None]).amax(1)[0].cpu().numpy()
+    heat = cv2.resize(heat, (img.shape[1], img.shape[0]),
+                      interpolation=cv2.INTER_LINEAR)
+    colour = cv2.applyColorMap(np.uint8(np.clip(heat, 0, 1) * 255),
+                               cv2.COLORMAP_JET)
+    out = cv2.addWeighted(img, 1 - alpha, colour, alpha, 0)[..., ::-1]
+    shown = [names[i] for i in np.flatnonzero(labels[0].cpu().numpy())]
+    return np.ascontiguousarray(out), shown
 
 
 def report_speedup(model, img: np.ndarray, threads=None) -> None:

@@ -3,3 +3,4 @@ from .object_discovery import *  # noqa: F401,F403
 from .pennfudan import PennFudanDataset  # noqa: F401
 from .saliency import *  # noqa: F401,F403
 from .transforms import *  # noqa: F401,F403
+from .image_labels import *  # noqa: F401,F403

@@ -12,3 +12,4 @@ from .normalized_cut import *  # noqa: F401,F403
 from .saliency import *  # noqa: F401,F403
 from .token_merging import *  # noqa: F401,F403
 from .token_packing import *  # noqa: F401,F403
+from .toco import *  # noqa: F401,F403

@@ -13,3 +13,9 @@ __all__ = [
     'window_partition', 'window_unpartition', 'window_valid_mask',
     'resize_rel_pos', 'rel_pos_lookup', 'decomposed_rel_pos_bias'
 ]
+from .dino_proj_head import DINOProjHead  # noqa: E402
+
+__all__ += ['DINOProjHead']
+from .par import PAR  # noqa: E402
+
+__all__ += ['PAR']
