@@ -91,7 +91,8 @@ class PennFudanDetDataset(NamedSampleErrorsMixin, BaseDetDataset):
       :class:`BadAnnotationError` / ``FileNotFoundError`` naming the file;
       ``'skip'`` drops the image (missing / empty file) or the object with a
       ``UserWarning`` naming the file;
-    * a box partly outside the image is clipped to it (warning).
+    * a box partly outside the image is clipped to it (warning);
+    * no image left after skipping: :class:`BadAnnotationError`.
 
     Args:
         split: ``'all'``, ``'train'`` or ``'val'``.
@@ -149,6 +150,10 @@ class PennFudanDetDataset(NamedSampleErrorsMixin, BaseDetDataset):
             info = self._load_one(name, idx, img_dir, ann_dir, seg_dir)
             if info is not None:
                 data_list.append(info)
+        if not data_list:
+            raise BadAnnotationError(
+                f'{type(self).__name__}: no usable image left in {img_dir} '
+                f'(split {self.split!r}) after skipping bad annotations')
         return data_list
 
     def _load_one(self, name, idx, img_dir, ann_dir, seg_dir):
