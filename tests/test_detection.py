@@ -234,3 +234,21 @@ def test_tiny_detector_on_real_pennfudan_images():
         res = ev.evaluate(2)
     assert {'coco/bbox_mAP', 'coco/segm_mAP'} <= set(res)
     assert all(-1 <= v <= 1 for v in res.values())
+
+
+def test_tool_hooks_resolve_under_mmdet_scope():
+    """tools/train.py / test.py add vtseg hooks by the spelling the config's
+    scope can build (docs/architecture.md, mmdet detectors)."""
+    from mmengine.registry import HOOKS
+
+    from vtseg.utils.config import (add_strict_load_hook,
+                                    use_atomic_checkpoints)
+    cfg = Config.fromfile(PF_CONFIG)
+    add_strict_load_hook(cfg)
+    assert use_atomic_checkpoints(cfg) == \
+        'vtseg.engine.AtomicCheckpointHook'
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        for h in [cfg.default_hooks.checkpoint] + list(cfg.custom_hooks):
+            HOOKS.build(copy.deepcopy(h))
+    seg = Config(dict(default_scope='vtseg'))
+    assert use_atomic_checkpoints(seg) == 'AtomicCheckpointHook'
