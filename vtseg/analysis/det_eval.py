@@ -19,9 +19,9 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 import torch.nn as nn
 from mmengine.config import Config
-from mmengine.registry import DATASETS, DefaultScope
 from mmengine.evaluator import Evaluator
-from mmengine.registry import MODELS, init_default_scope
+from mmengine.registry import (DATASETS, MODELS, DefaultScope,
+                               init_default_scope)
 from mmengine.runner import Runner
 
 from vtseg.evaluation.discovery_det import to_det_sample

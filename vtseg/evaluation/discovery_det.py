@@ -14,7 +14,6 @@ import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
-import numpy as np
 import torch
 from mmdet.evaluation import CocoMetric, VOCMetric
 from mmdet.structures import DetDataSample

@@ -1,9 +1,9 @@
 # ViTDet Mask R-CNN (Li et al., ECCV 2022) on the vtseg ViT: ViT-B/16 with
 # 14x14 windowed attention in every block but 2, 5, 8, 11 (global), relative
 # positions, drop path 0.1; SimpleFPN (strides 4/8/16/32 + P6 by pooling,
-# LayerNorm); mmdet's RPN and RoI heads with a 4conv1fc box head and a 4conv mask head,
-# GN in the box and mask heads (ViTDet: LN). vtseg parts carry `_scope_='vtseg'`
-# (docs/detection.md, "Registries").
+# LayerNorm); mmdet's RPN and RoI heads with a 4conv1fc box head and a
+# 4conv mask head, GN in both (ViTDet: LN). vtseg parts carry
+# `_scope_='vtseg'` (docs/detection.md, "Registries").
 model = dict(
     type='MaskRCNN',
     data_preprocessor=dict(
