@@ -10,8 +10,10 @@ INPUT is an image file, a folder or a glob pattern. For every image
 heat map, or instances with boxes, masks and polygons); ``--save-mask`` also
 writes ``<out-dir>/masks/<name>.png`` (class ids, 0-255 saliency, or
 instance ids). ``--coco-json FILE`` writes predicted instances (TokenCut
-objects, ConnNet salient instances) as a COCO dataset with boxes and
-polygons.
+objects, ConnNet salient instances, mmdet detectors: boxes, instance masks,
+class names, scores above ``--score-thr``) as a COCO dataset with boxes and
+polygons. Detector configs (configs/vitdet, docs/detection.md) work as they
+are.
 
 For weakly supervised models with CAMs (ToCo) the overlay gets a CAM panel
 beside the segmentation: the multi-scale CAM of the classes the image
@@ -67,7 +69,8 @@ def parse_args(argv=None):
                    help='also write raw masks under OUT_DIR/masks')
     p.add_argument('--device', default='cpu')
     p.add_argument('--score-thr', type=float, default=0.0,
-                   help='hide instances scoring below this')
+                   help='hide instances scoring below this (overlay and '
+                   '--coco-json; e.g. 0.3 for detectors)')
     p.add_argument('--opacity', type=float, default=0.5,
                    help='semantic overlay opacity')
     p.add_argument('--coco-json', metavar='FILE',
@@ -91,6 +94,17 @@ def parse_args(argv=None):
                    'model (default: strict)')
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
     return p.parse_args(argv)
+
+
+def above_score(result, thr: float):
+    """The result with the instances scoring below ``thr`` left out (what
+    the overlay shows is what ``--coco-json`` writes)."""
+    inst = result.get('pred_instances')
+    if thr <= 0 or inst is None or 'scores' not in inst:
+        return result
+    out = result.clone()
+    out.pred_instances = inst[inst.scores >= thr]
+    return out
 
 
 def summarize_skipped(skipped, processed) -> str:
@@ -149,7 +163,7 @@ def main(argv=None):
         total += time.perf_counter() - start
         done += 1
         if args.coco_json:
-            results.append(result)
+            results.append(above_score(result, args.score_thr))
         rgb = img[..., ::-1].copy()
         drawn = vis.draw_prediction(rgb, result)
         if 'pred_token_stage' in result and not args.no_pruning_view:

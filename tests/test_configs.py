@@ -17,12 +17,20 @@ CONFIGS = sorted(
     'path', CONFIGS,
     ids=[osp.relpath(p, osp.join(REPO_ROOT, 'configs')) for p in CONFIGS])
 def test_config_builds(path):
+    from mmengine.registry import MODELS as ROOT_MODELS
     from mmengine.registry import init_default_scope
 
     from vtseg.registry import MODELS
     cfg = Config.fromfile(path)
-    assert cfg.get('default_scope') == 'vtseg', path
-    init_default_scope('vtseg')
     model_cfg = cfg.model.copy()
-    MODELS.build(model_cfg)
+    if 'vitdet' in path.split(osp.sep):
+        # mmdet detectors: mmdet's scope, vtseg parts by `_scope_='vtseg'`
+        # or full import paths (docs/detection.md)
+        assert cfg.get('default_scope') == 'mmdet', path
+        init_default_scope('mmdet')
+        ROOT_MODELS.build(model_cfg)
+    else:
+        assert cfg.get('default_scope') == 'vtseg', path
+        init_default_scope('vtseg')
+        MODELS.build(model_cfg)
     assert 'test_dataloader' in cfg and 'test_evaluator' in cfg

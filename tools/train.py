@@ -27,7 +27,7 @@ from vtseg.utils.config import (ConfigKeyError, add_common_args,  # noqa
                                 add_strict_load_hook, default_work_dir,
                                 existing_checkpoints, find_resume_checkpoint,
                                 load_config, set_local_rank,
-                                use_atomic_checkpoints)
+                                use_atomic_checkpoints, vtseg_type_names)
 
 
 def parse_args(argv=None):
@@ -127,8 +127,8 @@ def main(argv=None):
 
     add_strict_load_hook(cfg, partial=args.partial_load)
     hook = use_atomic_checkpoints(cfg)
-    if hook not in (None, 'AtomicCheckpointHook',
-                    'vtseg.AtomicCheckpointHook'):
+    if hook is not None and hook not in vtseg_type_names(
+            'AtomicCheckpointHook'):
         print_log(f'default_hooks.checkpoint is a {hook}: checkpoints are '
                   'saved by that hook, not atomically by '
                   'AtomicCheckpointHook', logger='current',

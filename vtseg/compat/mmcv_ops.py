@@ -93,7 +93,12 @@ def _roi_align_backward(grad_output, rois, argmax_y, argmax_x, grad_input,
         out = torch_ops.roi_align(x, rois, (aligned_height, aligned_width),
                                   spatial_scale, sampling_ratio, 'avg',
                                   aligned)
-        (g, ) = torch.autograd.grad(out, x, grad_output)
+        # no RoI (or only empty ones): the output does not depend on x
+        g = torch.autograd.grad(out, x, grad_output, allow_unused=True)[0] \
+            if out.requires_grad else None
+    if g is None:
+        grad_input.zero_()
+        return
     grad_input.copy_(g)
 
 

@@ -200,7 +200,10 @@ def roi_align(features: Tensor, rois: Tensor, output_size: Tuple[int, int],
     out = features.new_zeros(R, C, ph, pw)
     arg_y = features.new_full((R, C, ph, pw), -1.0)
     arg_x = features.new_full((R, C, ph, pw), -1.0)
-    flat = features.reshape(B, C, H * W)
+    # (C, B*H*W): every sample is one column, so a chunk of RoIs gathers its
+    # samples with one index_select (whose backward is one index_add) instead
+    # of copying its image's whole map per RoI.
+    flat = features.permute(1, 0, 2, 3).reshape(C, B * H * W)
     batch_idx = rois[:, 0].long()
     for ids, ys, xs, gh, gw in _roi_sample_grid(rois, (ph, pw),
                                                  spatial_scale,
@@ -217,11 +220,11 @@ def roi_align(features: Tensor, rois: Tensor, output_size: Tuple[int, int],
         step = max(1, int(2 ** 26 // max(per_roi, 1)))
         for s in range(0, n, step):
             sl = slice(s, s + step)
-            src = flat[batch_idx[ids[sl]]]  # (n', C, H*W)
-            g = torch.gather(
-                src, 2, idx[sl].reshape(idx[sl].shape[0], 1, -1).expand(
-                    -1, C, -1))
-            g = g.reshape(g.shape[0], C, ph, gh, pw, gw, 4)
+            m = idx[sl].shape[0]
+            gidx = idx[sl] + (batch_idx[ids[sl]] * (H * W)).view(
+                m, 1, 1, 1, 1, 1)
+            g = flat.index_select(1, gidx.reshape(-1))
+            g = g.reshape(C, m, ph, gh, pw, gw, 4).transpose(0, 1)
             vals = (g * wts[sl, None].to(g.dtype)).sum(-1)
             if pool_mode == 'avg':
                 pooled = vals.sum(dim=(3, 5)) / float(gh * gw)

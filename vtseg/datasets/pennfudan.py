@@ -8,9 +8,30 @@ from mmseg.datasets import BaseSegDataset
 from vtseg.registry import DATASETS
 from .sample_errors import NamedSampleErrorsMixin
 
-__all__ = ['PennFudanDataset']
+__all__ = ['PennFudanDataset', 'pennfudan_split']
 
 _SPLITS = ('all', 'train', 'val')
+
+
+def pennfudan_split(names: List[str], split: str, val_every: int,
+                    owner: str = 'PennFudanDataset') -> List[str]:
+    """The fixed Penn-Fudan split: of the sorted ``names``, ``'val'`` keeps
+    positions ``val_every - 1, 2 * val_every - 1, ...``, ``'train'`` the
+    others, ``'all'`` everything (shared by the segmentation and the
+    detection dataset, docs/connnet.md and docs/detection.md)."""
+    if split not in _SPLITS:
+        raise ValueError(f'{owner}: split must be one of {_SPLITS}, got '
+                         f'{split!r}')
+    if not isinstance(val_every, int) or val_every < 2:
+        raise ValueError(f'{owner}: val_every must be an int >= 2, got '
+                         f'{val_every!r}')
+    names = sorted(names)
+    if split == 'all':
+        return names
+    return [
+        n for i, n in enumerate(names)
+        if ((i % val_every) == val_every - 1) == (split == 'val')
+    ]
 
 
 @DATASETS.register_module()
@@ -45,12 +66,7 @@ class PennFudanDataset(NamedSampleErrorsMixin, BaseSegDataset):
         palette=[[0, 0, 0], [220, 20, 60]])
 
     def __init__(self, split: str = 'all', val_every: int = 3, **kwargs):
-        if split not in _SPLITS:
-            raise ValueError(f'PennFudanDataset: split must be one of '
-                             f'{_SPLITS}, got {split!r}')
-        if not isinstance(val_every, int) or val_every < 2:
-            raise ValueError('PennFudanDataset: val_every must be an int >= '
-                             f'2, got {val_every!r}')
+        pennfudan_split([], split, val_every)  # checks the arguments
         self.split = split
         self.val_every = val_every
         kwargs.setdefault('data_prefix',
@@ -77,13 +93,7 @@ class PennFudanDataset(NamedSampleErrorsMixin, BaseSegDataset):
         if not names:
             raise FileNotFoundError(f'PennFudanDataset: no *{self.img_suffix}'
                                     f' image in {img_dir}')
-        if self.split != 'all':
-            is_val = [(i % self.val_every) == self.val_every - 1
-                      for i in range(len(names))]
-            names = [
-                n for n, v in zip(names, is_val)
-                if v == (self.split == 'val')
-            ]
+        names = pennfudan_split(names, self.split, self.val_every)
         data_list = []
         for name in names:
             info = dict(img_path=osp.join(img_dir, name + self.img_suffix),

@@ -232,16 +232,34 @@ def existing_checkpoints(work_dir: str):
     return sorted(f for f in os.listdir(work_dir) if f.endswith('.pth'))
 
 
+def vtseg_type(cfg: Config, name: str, module: str = 'vtseg.engine') -> str:
+    """The ``type`` under which a config reaches vtseg component ``name``.
+
+    With ``default_scope='vtseg'`` (and no scope) the plain name; under
+    another scope (the mmdet detector configs, ``default_scope='mmdet'``,
+    whose registries do not see vtseg's, docs/detection.md) the full import
+    path ``f'{module}.{name}'``, which mmengine resolves by importing it.
+    """
+    scope = cfg.get('default_scope')
+    return name if scope in (None, 'vtseg') else f'{module}.{name}'
+
+
+def vtseg_type_names(name: str, module: str = 'vtseg.engine') -> tuple:
+    """Every spelling of vtseg component ``name`` in a config's ``type``
+    (plain, ``vtseg.`` prefix, full import path)."""
+    return (name, f'vtseg.{name}', f'{module}.{name}')
+
+
 def add_strict_load_hook(cfg: Config, partial: bool = False) -> None:
     """Make the Runner check checkpoints strictly before loading them
     (:class:`vtseg.engine.StrictLoadHook` in ``custom_hooks``). A hook the
     config already lists is kept (``partial=True`` switches it to partial
     loading)."""
     hooks = list(cfg.get('custom_hooks') or [])
-    mine = [h for h in hooks if isinstance(h, dict) and h.get('type') in (
-        'StrictLoadHook', 'vtseg.StrictLoadHook')]
+    mine = [h for h in hooks if isinstance(h, dict) and h.get('type') in
+            vtseg_type_names('StrictLoadHook')]
     if not mine:
-        mine = [dict(type='StrictLoadHook')]
+        mine = [dict(type=vtseg_type(cfg, 'StrictLoadHook'))]
         hooks.append(mine[0])
     if partial:
         mine[0]['partial'] = True
@@ -262,12 +280,13 @@ def use_atomic_checkpoints(cfg: Config) -> Optional[str]:
     if hooks is None:
         cfg.default_hooks = hooks = {}
     if 'checkpoint' not in hooks:
-        hooks['checkpoint'] = dict(type='AtomicCheckpointHook', interval=1)
+        hooks['checkpoint'] = dict(
+            type=vtseg_type(cfg, 'AtomicCheckpointHook'), interval=1)
     ckpt = hooks['checkpoint']
     if not isinstance(ckpt, dict):
         return None if ckpt is None else type(ckpt).__name__
     if ckpt.get('type') in ('CheckpointHook', 'mmengine.CheckpointHook'):
-        ckpt['type'] = 'AtomicCheckpointHook'
+        ckpt['type'] = vtseg_type(cfg, 'AtomicCheckpointHook')
     return ckpt.get('type')
 
 

@@ -248,8 +248,11 @@ class ViT(BaseModule):
         Raises ``ValueError`` for block indices out of range and for
         ``position='attn'`` stages in windowed blocks.
         """
+        # Configs are built in vtseg's scope whatever the default scope is
+        # (the mmdet detectors swap stages under default_scope='mmdet').
         self.token_stages = nn.ModuleList([
-            s if isinstance(s, nn.Module) else MODELS.build(copy.deepcopy(s))
+            s if isinstance(s, nn.Module) else MODELS.build(
+                dict(copy.deepcopy(s), _scope_=s.get('_scope_', 'vtseg')))
             for s in stages
         ])
         self._stages_after: Dict[int, List[BaseTokenStage]] = {}
