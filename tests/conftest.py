@@ -28,3 +28,14 @@ def _vtseg_registered():
     import vtseg  # noqa: F401  (applies the compat layer)
     from vtseg.setup_env import register_all_modules
     register_all_modules(init_default_scope=True)
+
+
+@pytest.fixture(autouse=True)
+def _vtseg_scope_after_each_test():
+    """A test that switches mmengine's default scope (e.g. to mmdet for a
+    detector) does not leak it into the tests after it."""
+    yield
+    from mmengine.registry import DefaultScope, init_default_scope
+    current = DefaultScope.get_current_instance()
+    if current is None or current.scope_name != 'vtseg':
+        init_default_scope('vtseg')

@@ -18,7 +18,7 @@ CONFIGS = sorted(
     ids=[osp.relpath(p, osp.join(REPO_ROOT, 'configs')) for p in CONFIGS])
 def test_config_builds(path):
     from mmengine.registry import MODELS as ROOT_MODELS
-    from mmengine.registry import init_default_scope
+    from mmengine.registry import DefaultScope, init_default_scope
 
     from vtseg.registry import MODELS
     cfg = Config.fromfile(path)
@@ -27,8 +27,9 @@ def test_config_builds(path):
         # mmdet detectors: mmdet's scope, vtseg parts by `_scope_='vtseg'`
         # or full import paths (docs/detection.md)
         assert cfg.get('default_scope') == 'mmdet', path
-        init_default_scope('mmdet')
-        ROOT_MODELS.build(model_cfg)
+        # only for this build: later tests run in vtseg's scope
+        with DefaultScope.overwrite_default_scope('mmdet'):
+            ROOT_MODELS.build(model_cfg)
     else:
         assert cfg.get('default_scope') == 'vtseg', path
         init_default_scope('vtseg')
