@@ -85,6 +85,25 @@ def test_expedit_counts_live_tokens_and_reducers():
         assert vit(x)[0].shape == (2, C, 8, 8)
 
 
+def test_kept_outliers_counted():
+    """Blocks after the clustering run on M clusters + K kept tokens; the
+    clustering also counts the hard labels and residuals it now needs."""
+    kw = dict(cluster_layer=1, grid=(4, 4), k=3)
+    plain_stages = tiny_vit(expedit_token_stages(**kw))
+    vit = tiny_vit(expedit_token_stages(keep_outliers=0.125, **kw))
+    x = torch.randn(2, 3, 64, 64)
+    N, M, K, T1 = 64, 16, 8, 65
+    T2 = 1 + M + K
+    res = count_flops(vit, x)
+    assert res.attention == 2 * (2 * (2 * T1 * T1 * C) +
+                                 2 * (2 * T2 * T2 * C))
+    base = count_flops(plain_stages, x).reducers['token_stages.0']
+    labels = 784 * C  # one distance pass over the window pairs
+    assert res.reducers['token_stages.0'] == base + 2 * (labels + N * C)
+    with torch.no_grad():
+        assert vit(x)[0].shape == (2, C, 8, 8)
+
+
 def test_reconstruction_between_blocks_counted():
     stages = expedit_token_stages(cluster_layer=0, grid=(4, 4), k=2,
                                   reconstruct_layer=2)

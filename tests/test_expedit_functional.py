@@ -13,6 +13,7 @@ import torch
 from vtseg.functional import (apply_reconstruction, cluster_flops,
                               cluster_hard_labels, cluster_token_sequence,
                               cluster_tokens, cluster_tokens_with_metric,
+                              clustering_outliers, keep_unclustered,
                               reconstruct_flops, reconstruct_tokens,
                               reconstruction_weights, resolve_cluster_grid,
                               window_candidates)
@@ -498,3 +499,40 @@ def test_hard_labels_later_equal_labels_of_the_clustering(
                                         temperature=0.3, window_size=3,
                                         with_labels=False)
     assert none is None
+
+
+def test_clustering_outliers_hand_made():
+    """The tokens farthest from their own centre, in row-major order."""
+    centres = torch.tensor([[[0., 0.], [10., 0.]]])
+    tokens = torch.tensor([[[0., 1.], [9., 0.], [0., 3.], [10., 2.],
+                            [0., 0.]]])
+    labels = torch.tensor([[0, 1, 0, 1, 0]])
+    # residuals 1, 1, 9, 4, 0 -> the two largest are tokens 2 and 3
+    assert clustering_outliers(tokens, centres, labels, 2).tolist() == \
+        [[2, 3]]
+    assert clustering_outliers(tokens, centres, labels, 0).shape == (1, 0)
+    # the residual is to the token's own centre, not the nearest one
+    far = torch.tensor([[0, 0, 1, 1, 0]])  # token 2 labelled with (10, 0)
+    assert clustering_outliers(tokens, centres, far, 1).tolist() == [[2]]
+    with pytest.raises(ValueError, match='num_keep=6 must be in'):
+        clustering_outliers(tokens, centres, labels, 6)
+    with pytest.raises(ValueError, match='shape mismatch'):
+        clustering_outliers(tokens, centres, labels[:, :4], 1)
+
+
+def test_keep_unclustered_copies_kept_tokens_back():
+    torch.manual_seed(3)
+    x_low = torch.randn(2, 6, 5, dtype=torch.float64)
+    fb = torch.randn(2, 10, 4, dtype=torch.float64)
+    fa = torch.randn(2, 6, 4, dtype=torch.float64)
+    kept = torch.randn(2, 3, 5, dtype=torch.float64)
+    keep = torch.tensor([[0, 4, 9], [2, 3, 7]])
+    index, weight = reconstruction_weights(fb, fa, k=3, temperature=0.5)
+    index2, weight2 = keep_unclustered(index, weight, keep, 6)
+    out = apply_reconstruction(torch.cat([x_low, kept], 1), index2, weight2)
+    plain = apply_reconstruction(x_low, index, weight)
+    for b in range(2):
+        rest = [n for n in range(10) if n not in keep[b].tolist()]
+        close(out[b, keep[b]], kept[b])
+        close(out[b, rest], plain[b, rest])
+    assert keep_unclustered(index, weight, keep[:, :0], 6)[0] is index

@@ -398,3 +398,110 @@ def test_hourglass_config_builds_the_vit_config_network():
         [(k, v.shape) for k, v in hourglass.state_dict().items()]
     assert [repr(s) for s in vit.token_stages] == \
         [repr(s) for s in hourglass.token_stages]
+
+
+def test_keep_outliers_copies_kept_tokens_back():
+    """Kept tokens follow the clusters and come back to their positions
+    unchanged; every other position is rebuilt as without keeping."""
+    torch.manual_seed(1)
+    x = torch.randn(2, 1 + 24, 8)
+    grid = TokenGrid(x=x, hw=(4, 6), n_prefix=1)
+    kw = dict(after_block=0, grid=(2, 3), temperature=2.0)
+    keeping = TokenClustering(keep_outliers=0.25, **kw)(grid)
+    plain = TokenClustering(**kw)(grid)
+    state = keeping.restores[-1]
+    assert state.keep.shape == (2, 6) and state.num_tokens == 12
+    assert keeping.x.shape == (2, 1 + 12, 8) and keeping.layout is None
+    torch.testing.assert_close(keeping.x[:, :7], plain.x)
+    assert (keeping.index[:, :6] == -1).all()
+    assert torch.equal(keeping.index[:, 6:], state.keep)
+    # the kept tokens are those worst represented by their centre
+    feat, ctr = state.feat_before, state.feat_after
+    own = torch.gather(ctr, 1, state.hard_labels[..., None].expand(-1, -1, 8))
+    residual = (feat - own).square().sum(-1)
+    assert torch.equal(state.keep,
+                       residual.topk(6, dim=1).indices.sort(1).values)
+    rec = TokenReconstruction(k=3, temperature=2.0)
+    back_keep = rec.restore(keeping, keeping.x)[1]
+    back_plain = rec.restore(plain, plain.x)[1]
+    for b in range(2):
+        kept = state.keep[b].tolist()
+        rest = [n for n in range(24) if n not in kept]
+        assert torch.equal(back_keep[b, 1:][kept], x[b, 1:][kept])
+        torch.testing.assert_close(back_keep[b, 1:][rest],
+                                   back_plain[b, 1:][rest])
+    # nothing can cluster the irregular set again
+    with pytest.raises(RuntimeError, match='no regular grid'):
+        TokenClustering(after_block=1, grid=(1, 2))(keeping)
+    with pytest.raises(ValueError, match='keep_outliers must be a fraction'):
+        TokenClustering(keep_outliers=1.0, **kw)
+
+
+@pytest.mark.parametrize('restore', ['backbone', 'head'])
+def test_keep_outliers_in_the_vit(restore):
+    """Batched = one image at a time; restore='head' equals 'backbone';
+    a nested level may keep outliers of the outer cluster grid."""
+    kw = dict(cluster_layer=1, grid=0.5, k=3, cluster_temperature=2.0,
+              reconstruct_temperature=2.0, keep_outliers=0.2)
+    vit = tiny_vit(expedit_token_stages(**kw))
+    x = torch.randn(3, 3, 48, 80)
+    with torch.no_grad():
+        out = vit.forward_features(x)
+        assert out['outs'][0].shape == (3, 32, 6, 10)
+        assert out['grid'].x.shape == (3, 1 + 15 + 12, 32)
+        together = vit(x)[0]
+        alone = torch.cat([vit(x[i:i + 1])[0] for i in range(3)])
+        torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-5)
+        other = same_weights(tiny_vit(expedit_token_stages(
+            restore=restore, **kw)), vit)
+        lazy = other(x)[0]
+        if restore == 'head':
+            lazy = lazy.materialize()
+        torch.testing.assert_close(lazy, together, rtol=1e-4, atol=1e-5)
+    nested = [dict(type='TokenClustering', after_block=0, grid=0.7),
+              dict(type='TokenClustering', after_block=2, grid=0.5,
+                   keep_outliers=0.25),
+              dict(type='TokenReconstruction', k=3)]
+    with torch.no_grad():
+        assert tiny_vit(nested)(x)[0].shape == (3, 32, 6, 10)
+    # a clustering that keeps outliers leaves no grid for the outputs
+    with pytest.raises(ValueError, match="restore='none' cannot be "
+                       'combined with keep_outliers'):
+        expedit_token_stages(restore='none', **kw)
+    none = tiny_vit([dict(type='TokenClustering', after_block=1, grid=0.5,
+                          keep_outliers=0.2)])
+    with pytest.raises(RuntimeError, match='no output restorer'):
+        with torch.no_grad():
+            none(x)
+
+
+def test_prop_attn_sizes_and_bias():
+    """Cluster sizes are hard-label counts (kept tokens count once, in
+    their own token); they sum to the patch count through nested levels;
+    the bias is log(size), 0 for the prefix, and leaves with the state."""
+    torch.manual_seed(2)
+    x = torch.randn(2, 1 + 48, 8)
+    grid = TokenGrid(x=x, hw=(6, 8), n_prefix=1)
+    one = TokenClustering(after_block=0, grid=(3, 4), temperature=2.0,
+                          keep_outliers=0.125, prop_attn=True)(grid)
+    state = one.restores[-1]
+    assert one.size.shape == (2, 12 + 6)
+    torch.testing.assert_close(one.size.sum(1), torch.full((2, ), 48.0),
+                               rtol=0, atol=1e-2)  # emptied: 1e-4 each
+    assert (one.size[:, 12:] == 1).all()
+    counts = torch.stack([torch.bincount(
+        state.hard_labels[b][~torch.isin(torch.arange(48), state.keep[b])],
+        minlength=12).float() for b in range(2)])
+    torch.testing.assert_close(one.size[:, :12], counts.clamp(min=1e-4))
+    assert one.attn_bias.shape == (2, 1, 1, 1 + 18)
+    assert (one.attn_bias[..., 0] == 0).all()
+    torch.testing.assert_close(one.attn_bias[:, 0, 0, 1:], one.size.log())
+    plain = TokenClustering(after_block=0, grid=(3, 4), temperature=2.0,
+                            prop_attn=True)(grid)
+    two = TokenClustering(after_block=1, grid=(1, 2), temperature=2.0,
+                          prop_attn=True)(plain)
+    torch.testing.assert_close(two.size.sum(1), torch.full((2, ), 48.0))
+    # the reconstruction undoes both levels: the patch grid has no bias
+    back = TokenReconstruction(k=1).restore(two, two.x)[0]
+    assert back.attn_bias is None and back.size is None
+    assert back.x.shape == x.shape

@@ -33,7 +33,7 @@ from torch import Tensor
 
 __all__ = [
     'cluster_tokens', 'cluster_tokens_with_metric', 'cluster_token_sequence',
-    'cluster_hard_labels',
+    'cluster_hard_labels', 'clustering_outliers', 'keep_unclustered',
     'reconstruct_tokens', 'reconstruction_weights', 'apply_reconstruction',
     'resolve_cluster_grid', 'window_candidates', 'cluster_flops',
     'reconstruct_flops', 'LOCALITY_PENALTY'
@@ -421,6 +421,78 @@ def cluster_hard_labels(metric: Tensor,
         slot = dist.argmin(-1)
         return torch.gather(cand.expand(B, -1, -1), 2,
                             slot[..., None]).squeeze(-1)
+
+
+def clustering_outliers(metric: Tensor,
+                        metric_centers: Tensor,
+                        labels: Tensor,
+                        num_keep: int) -> Tensor:
+    """The tokens a finished clustering represents worst (vtseg extension,
+    docs/expedit.md, "Keeping outliers unclustered").
+
+    The residual of token n is its squared distance to the centre of its
+    hard label, ``||metric[n] - metric_centers[labels[n]]||^2``: a token
+    of a small object or a thin structure that shares its cluster with
+    background has a large residual.
+
+    Args:
+        metric: (B, N, D) distance features of the clustered tokens.
+        metric_centers: (B, M, D) final centres of those features.
+        labels: (B, N) int64 hard labels (:func:`cluster_hard_labels`).
+        num_keep: K, tokens to select per image (0 <= K <= N).
+
+    Returns:
+        (B, K) int64 token positions in ascending order (row-major, so the
+        kept tokens keep their spatial order), the K largest residuals of
+        each image (ties: as ``torch.topk``).
+    """
+    B, N, D = metric.shape
+    if not 0 <= num_keep <= N:
+        raise ValueError(f'num_keep={num_keep} must be in [0, N={N}]')
+    if labels.shape != (B, N) or metric_centers.shape[0] != B or \
+            metric_centers.shape[2] != D:
+        raise ValueError(
+            f'shape mismatch: metric {tuple(metric.shape)}, metric_centers '
+            f'{tuple(metric_centers.shape)}, labels {tuple(labels.shape)} '
+            '(expected (B, N, D), (B, M, D), (B, N))')
+    with torch.no_grad(), torch.autocast(device_type=metric.device.type,
+                                         enabled=False):
+        dtype = _compute_dtype(metric)
+        own = torch.gather(metric_centers.to(dtype), 1,
+                           labels[..., None].expand(-1, -1, D))
+        residual = (metric.to(dtype) - own).square().sum(-1)
+        return residual.topk(num_keep, dim=1).indices.sort(dim=1).values
+
+
+def keep_unclustered(index: Tensor, weight: Tensor, keep: Tensor,
+                     num_clusters: int) -> Tuple[Tensor, Tensor]:
+    """Reconstruction rows that copy kept tokens back to their positions.
+
+    The token set after a clustering that keeps K tokens out is
+    ``[M clusters, K kept tokens]``; the kept token j (position
+    ``keep[b, j]``) is rebuilt from column ``M + j`` alone, with weight 1.
+
+    Args:
+        index, weight: (B, N, K') reconstruction rows over the M clusters
+            (:func:`reconstruction_weights`, or hard labels with weight 1).
+        keep: (B, K) int64 positions of the kept tokens.
+        num_clusters: M.
+
+    Returns:
+        ``(index, weight)`` of the same shapes, for
+        :func:`apply_reconstruction` on the (B, M + K, C) token set.
+    """
+    B, K = keep.shape
+    if K == 0:
+        return index, weight
+    Kp = index.shape[2]
+    own = torch.zeros(B, K, Kp, dtype=index.dtype, device=index.device)
+    own[..., 0] = torch.arange(num_clusters, num_clusters + K,
+                               device=index.device)
+    one = torch.zeros(B, K, Kp, dtype=weight.dtype, device=weight.device)
+    one[..., 0] = 1
+    rows = keep[..., None].expand(-1, -1, Kp)
+    return index.scatter(1, rows, own), weight.scatter(1, rows, one)
 
 
 def _pool_sequence(tok: Tensor, hw: Tuple[int, int],

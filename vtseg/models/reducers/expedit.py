@@ -35,7 +35,15 @@ vtseg extensions (not in the paper; the paper's behaviour is the default):
   output level goes to the decode head as a
   :class:`~vtseg.models.utils.ClusteredFeatureMap`; the head applies its
   first linear layer to the cluster tokens and rebuilds its products (the
-  reconstruction is linear in the cluster tokens), same outputs, less work.
+  reconstruction is linear in the cluster tokens), same outputs, less work;
+* ``keep_outliers=q``: the fraction q of the tokens that the clustering
+  represents worst (largest distance to their own centre) stays out of it;
+  later blocks run on ``[clusters, kept tokens]`` and the reconstruction
+  copies each kept token back to its position (docs/expedit.md, "Keeping
+  outliers unclustered");
+* ``prop_attn=True``: later blocks weight each cluster by the patches of
+  its hard label (kept tokens count once, in their own token only)
+  through a log-size attention bias, as ToMe's proportional attention.
 """
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple, Union
@@ -44,8 +52,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vtseg.functional.expedit import (cluster_flops, cluster_hard_labels,
+from vtseg.functional import proportional_attention_bias
+from vtseg.functional.expedit import (apply_reconstruction, cluster_flops,
+                                      cluster_hard_labels,
                                       cluster_token_sequence,
+                                      clustering_outliers, keep_unclustered,
                                       reconstruct_flops, reconstruct_tokens,
                                       reconstruction_weights,
                                       resolve_cluster_grid,
@@ -81,6 +92,9 @@ class ExpeditState(RestoreState):
             grid, or the cluster grid of an earlier clustering (nested).
         window_size, faithful: the clustering's, for :attr:`hard_labels`.
         labels: (B, N) hard labels if already computed, else None.
+        keep: (B, K) int64 positions (in ``hw``) of the tokens kept out of
+            the clustering (``keep_outliers``), appended after the M
+            clusters; None when none are kept.
         owner: stage name for error messages.
 
     :attr:`hard_labels` ((B, N) int64, nearest centre of each token) is
@@ -97,7 +111,14 @@ class ExpeditState(RestoreState):
     window_size: int = 5
     faithful: bool = False
     labels: Optional[Tensor] = None
+    keep: Optional[Tensor] = None
     owner: str = 'TokenClustering'
+
+    @property
+    def num_tokens(self) -> int:
+        """Patch tokens after this clustering: M clusters + K kept."""
+        kept = 0 if self.keep is None else self.keep.shape[1]
+        return self.grid[0] * self.grid[1] + kept
 
     @property
     def hard_labels(self) -> Tensor:
@@ -174,6 +195,21 @@ class TokenClustering(BaseTokenStage):
         distance: ``'raw'`` (paper), ``'layernorm'`` or ``'l2'`` (see module
             docstring).
         temperature_mode: ``'absolute'`` (paper) or ``'relative'``.
+        keep_outliers: fraction q in [0, 1) of the clustered tokens kept
+            out of the clustering (vtseg extension, default 0: the paper):
+            the round(q * N) tokens with the largest squared distance to
+            their own centre (:func:`vtseg.functional.clustering_outliers`)
+            follow the clusters as tokens of their own. The same count in
+            every image keeps the batch dense; which tokens depends on the
+            image. The token set is then no regular grid, so no nested
+            clustering can follow.
+        prop_attn: weight every token in the attention of later blocks by
+            the patches it stands for (vtseg extension, default False):
+            ``grid.size`` becomes the hard-label count of each cluster
+            (kept tokens left out of their cluster's count, 1 each; at
+            least 1e-4, so an emptied cluster is all but ignored) and the
+            attention bias log(size)
+            (:func:`vtseg.functional.proportional_attention_bias`).
     """
 
     def __init__(self,
@@ -185,9 +221,16 @@ class TokenClustering(BaseTokenStage):
                  faithful: bool = False,
                  distance: str = 'raw',
                  temperature_mode: str = 'absolute',
+                 keep_outliers: float = 0.0,
+                 prop_attn: bool = False,
                  init_cfg=None):
         super().__init__(after_block=after_block, init_cfg=init_cfg)
         owner = f'TokenClustering(after_block={after_block})'
+        if isinstance(keep_outliers, bool) or \
+                not isinstance(keep_outliers, (int, float)) or \
+                not 0 <= keep_outliers < 1:
+            raise ValueError(f'{owner}: keep_outliers must be a fraction in '
+                             f'[0, 1), got {keep_outliers!r}')
         if after_block is None or isinstance(after_block, bool) or \
                 not isinstance(after_block, int):
             raise ValueError(f'{owner}: after_block (cluster_layer) must be '
@@ -216,12 +259,20 @@ class TokenClustering(BaseTokenStage):
         self.faithful = faithful
         self.distance = distance
         self.temperature_mode = temperature_mode
+        self.keep_outliers = float(keep_outliers)
+        self.prop_attn = bool(prop_attn)
 
     def extra_repr(self) -> str:
         return (f'after_block={self.after_block}, grid={self.grid}, '
                 f'n_iters={self.n_iters}, temperature={self.temperature}, '
                 f'window_size={self.window_size}, distance={self.distance}, '
-                f'temperature_mode={self.temperature_mode}')
+                f'temperature_mode={self.temperature_mode}, '
+                f'keep_outliers={self.keep_outliers}, '
+                f'prop_attn={self.prop_attn}')
+
+    def num_kept(self, num_tokens: int) -> int:
+        """Tokens kept out of a clustering of ``num_tokens`` tokens."""
+        return int(round(self.keep_outliers * num_tokens))
 
     def resolve_grid(self, hw: Tuple[int, int]) -> Tuple[int, int]:
         """(h, w) for a (H, W) token grid; ValueError naming ``grid``."""
@@ -275,8 +326,43 @@ class TokenClustering(BaseTokenStage):
             window_size=self.window_size, faithful=self.faithful,
             labels=labels,
             owner=f'TokenClustering(after_block={self.after_block})')
+        # int() first: hw holds traced tensors when the FLOP counter runs
+        num_keep = self.num_kept(int(hw[0]) * int(hw[1]))
+        changes = dict(reduced_hw=(h, w))
+        if num_keep:
+            keep = clustering_outliers(feat, feat_centres,
+                                       state.hard_labels, num_keep)
+            state.keep = keep
+            kept = torch.gather(
+                patches, 1, keep[..., None].expand(-1, -1, patches.shape[-1]))
+            centres = torch.cat([centres, kept], dim=1)
+            clusters = keep.new_full((keep.shape[0], h * w), -1)
+            changes = dict(index=torch.cat(
+                [clusters, torch.gather(grid.index, 1, keep)], 1))
+        if self.prop_attn:
+            size = self._sizes(grid, state)
+            changes.update(size=size, attn_bias=proportional_attention_bias(
+                size, grid.n_prefix))
         x = torch.cat([grid.prefix, centres], dim=1)
-        return grid.push(state, x=x, reduced_hw=(h, w))
+        return grid.push(state, x=x, **changes)
+
+    @staticmethod
+    def _sizes(grid: TokenGrid, state: ExpeditState) -> Tensor:
+        """(B, M + K) patches per token after the clustering: the sizes of
+        the tokens in each cluster's hard label, kept tokens their own."""
+        patches = grid.patches
+        B, N = patches.shape[:2]
+        old = grid.size if grid.size is not None else \
+            patches.new_ones(B, N, dtype=torch.float32)
+        old = old.float()
+        members = old
+        if state.keep is not None:
+            members = old.scatter(1, state.keep, 0.0)
+        M = state.grid[0] * state.grid[1]
+        size = old.new_zeros(B, M).scatter_add_(1, state.hard_labels, members)
+        if state.keep is not None:
+            size = torch.cat([size, torch.gather(old, 1, state.keep)], 1)
+        return size.clamp(min=1e-4)
 
     def flops(self, call: str, args: tuple, output,
               mode: str) -> Optional[int]:
@@ -298,8 +384,13 @@ class TokenClustering(BaseTokenStage):
         # relative temperature with raw distances clusters rescaled tokens
         # (no second set of centres); normalised distances update both sets
         D = state.feat_before.shape[-1] if self.distance != 'raw' else None
-        return B * cluster_flops(N, h * w, C, self.n_iters, pairs, D,
-                                 hard_labels=mode == 'spec')
+        # kept outliers need the hard labels now; the residuals and the
+        # top-k are O(N * D), counted as one multiply-add per entry
+        keep = state.keep is not None
+        extra = N * state.feat_before.shape[-1] if keep else 0
+        return B * (cluster_flops(N, h * w, C, self.n_iters, pairs, D,
+                                  hard_labels=mode == 'spec' or keep)
+                    + extra)
 
 
 @MODELS.register_module()
@@ -395,10 +486,13 @@ class TokenReconstruction(BaseTokenStage):
 
     def _check_level(self, state: ExpeditState, M: int) -> None:
         h, w = state.grid
-        if M != h * w:
+        if M != state.num_tokens:
+            kept = '' if state.keep is None else \
+                f' + {state.keep.shape[1]} kept tokens'
             raise RuntimeError(
                 f'TokenReconstruction: got {M} cluster tokens, the '
-                f'clustering state has a {h} x {w} grid')
+                f'clustering state has a {h} x {w} grid{kept}')
+        M = h * w
         if self.mode == 'weighted' and self.k > M:
             raise ValueError(
                 f'TokenReconstruction: k={self.k} is larger than the number '
@@ -408,22 +502,33 @@ class TokenReconstruction(BaseTokenStage):
     def level_weights(self, state: ExpeditState) -> Tuple[Tensor, Tensor]:
         """``(index, weight)``, each (B, N, K), of one level's
         reconstruction (:func:`vtseg.functional.reconstruction_weights`;
-        naive unpooling: the hard label with weight 1)."""
-        self._check_level(state, state.grid[0] * state.grid[1])
+        naive unpooling: the hard label with weight 1); kept outliers are
+        copied back from their own columns
+        (:func:`vtseg.functional.keep_unclustered`)."""
+        self._check_level(state, state.num_tokens)
         if self.mode == 'naive':
             index = state.hard_labels[..., None]
-            return index, torch.ones(index.shape, dtype=torch.float32,
-                                     device=index.device)
-        return reconstruction_weights(
-            state.feat_before, state.feat_after, k=self.k,
-            temperature=self.temperature, faithful=self.faithful,
-            clamp_negative=self.clamp_negative,
-            subtract_min=self.subtract_min)
+            weights = index, torch.ones(index.shape, dtype=torch.float32,
+                                        device=index.device)
+        else:
+            weights = reconstruction_weights(
+                state.feat_before, state.feat_after, k=self.k,
+                temperature=self.temperature, faithful=self.faithful,
+                clamp_negative=self.clamp_negative,
+                subtract_min=self.subtract_min)
+        if state.keep is None:
+            return weights
+        return keep_unclustered(*weights, state.keep,
+                                state.grid[0] * state.grid[1])
 
     def _rebuild_level(self, state: ExpeditState, patches: Tensor) -> Tensor:
         """(B, M, C) cluster tokens -> (B, N, C) tokens of the grid that
         this clustering clustered."""
         self._check_level(state, patches.shape[1])
+        if state.keep is not None:
+            index, weight = self.level_weights(state)
+            return apply_reconstruction(patches, index,
+                                        weight.to(patches.dtype))
         if self.mode == 'naive':
             idx = state.hard_labels[..., None].expand(-1, -1,
                                                       patches.shape[-1])
@@ -557,6 +662,10 @@ def expedit_token_stages(cluster_layer: Union[int, Sequence[int]],
     if restore != 'backbone' and reconstruct_layer is not None:
         raise ValueError(f'restore={restore!r} cannot be combined with '
                          'reconstruct_layer')
+    if restore == 'none' and cluster_kwargs.get('keep_outliers'):
+        raise ValueError("restore='none' cannot be combined with "
+                         'keep_outliers: the kept tokens form no grid for '
+                         'the outputs')
     nested = isinstance(cluster_layer, (list, tuple))
     layers = list(cluster_layer) if nested else [cluster_layer]
     if nested:
