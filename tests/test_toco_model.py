@@ -303,3 +303,26 @@ def test_toco_cam_tool_refuses_to_overwrite(tmp_path):
     out.write_text('{}')
     with pytest.raises(SystemExit, match='exists.*--force'):
         toco_cam.main(['cfg.py', 'ckpt.pth', '--out', str(out)])
+
+
+def test_dense_crf_smooths_an_isolated_pixel():
+    """The optional CRF (pydensecrf, the ``wsss`` extra; skipped without
+    it): a read-only image is accepted, the output is a distribution per
+    pixel, and one pixel that disagrees with a uniform region follows it."""
+    pytest.importorskip('pydensecrf.densecrf',
+                        reason='pydensecrf not installed (pip install -e '
+                        '.[wsss])')
+    from vtseg.analysis.toco_eval import dense_crf
+    image = np.zeros((16, 16, 3), np.uint8)
+    image[:, 8:] = 200
+    image.setflags(write=False)
+    probs = np.zeros((2, 16, 16), np.float32)
+    probs[0, :, :8], probs[1, :, :8] = 0.8, 0.2
+    probs[0, :, 8:], probs[1, :, 8:] = 0.2, 0.8
+    probs[:, 4, 3] = (0.45, 0.55)  # a weak outlier in the left region
+    out = dense_crf(image, probs)
+    assert out.shape == (2, 16, 16) and out.dtype == np.float32
+    np.testing.assert_allclose(out.sum(0), 1, atol=1e-4)
+    labels = out.argmax(0)
+    assert labels[4, 3] == 0
+    assert (labels[:, :8] == 0).all() and (labels[:, 8:] == 1).all()

@@ -117,8 +117,10 @@ def dense_crf(image: np.ndarray, probs: np.ndarray, num_iter: int = 10,
     d = dcrf.DenseCRF2D(w, h, k)
     d.setUnaryEnergy(unary_from_softmax(probs.astype(np.float32)))
     d.addPairwiseGaussian(sxy=gauss_xy, compat=gauss_w)
-    d.addPairwiseBilateral(sxy=bi_xy, srgb=bi_rgb,
-                           rgbim=np.ascontiguousarray(image), compat=bi_w)
+    # pydensecrf takes a writable C-contiguous uint8 buffer (a read-only
+    # array, e.g. a decoded image view, raises inside the Cython code)
+    rgb = np.array(image, dtype=np.uint8, order='C', copy=True)
+    d.addPairwiseBilateral(sxy=bi_xy, srgb=bi_rgb, rgbim=rgb, compat=bi_w)
     return np.array(d.inference(num_iter), np.float32).reshape(k, h, w)
 
 

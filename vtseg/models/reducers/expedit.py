@@ -207,8 +207,9 @@ class TokenClustering(BaseTokenStage):
             the patches it stands for (vtseg extension, default False):
             ``grid.size`` becomes the hard-label count of each cluster
             (kept tokens left out of their cluster's count, 1 each; at
-            least 1e-4, so an emptied cluster is all but ignored) and the
-            attention bias log(size)
+            least 1e-4, so an emptied cluster is all but ignored; on a
+            nested level, the earlier level's sizes count only if it had
+            ``prop_attn`` too) and the attention bias log(size)
             (:func:`vtseg.functional.proportional_attention_bias`).
     """
 
