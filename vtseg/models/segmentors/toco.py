@@ -50,6 +50,17 @@ __all__ = ['ToCoSegmentor']
 OUTPUTS = ('seg', 'cam', 'aux_cam', 'par')
 
 
+
+def _scaled_batch(inputs: Tensor, scale: float, flip: bool) -> Tensor:
+    """(B, C, H, W) -> the batch resized by ``scale`` (bilinear), followed
+    by its horizontal flip when ``flip`` ((2B, C, h, w)): one forward for
+    an image and its mirror in multi-scale inference."""
+    H, W = inputs.shape[-2:]
+    x = inputs if scale == 1.0 else F.interpolate(
+        inputs, size=(int(scale * H), int(scale * W)), mode='bilinear',
+        align_corners=False)
+    return torch.cat([x, x.flip(-1)]) if flip else x
+
 @MODELS.register_module()
 class ToCoSegmentor(BaseSegmentor):
     """Single-stage WSSS with a plain ViT, CAMs, PTC / CTC and a LargeFOV
@@ -234,12 +245,8 @@ class ToCoSegmentor(BaseSegmentor):
         scales = self.cam_scales if scales is None else scales
         total_c, total_a = 0, 0
         for s in scales:
-            x = inputs if s == 1.0 else F.interpolate(
-                inputs, size=(int(s * H), int(s * W)), mode='bilinear',
-                align_corners=False)
-            if flip:
-                x = torch.cat([x, x.flip(-1)])
-            cam, aux = self.cams_of(self.encode(x))
+            cam, aux = self.cams_of(self.encode(_scaled_batch(inputs, s,
+                                                              flip)))
             cam = F.interpolate(cam, size=(H, W), mode='bilinear',
                                 align_corners=False)
             aux = F.interpolate(aux, size=(H, W), mode='bilinear',
@@ -434,12 +441,8 @@ class ToCoSegmentor(BaseSegmentor):
         B, _, H, W = inputs.shape
         out = None
         for s in scales:
-            x = inputs if s == 1.0 else F.interpolate(
-                inputs, size=(int(s * H), int(s * W)), mode='bilinear',
-                align_corners=False)
-            if flip:
-                x = torch.cat([x, x.flip(-1)])
-            seg = F.interpolate(self._forward(x), size=(H, W),
+            seg = F.interpolate(self._forward(_scaled_batch(inputs, s, flip)),
+                                size=(H, W),
                                 mode='bilinear', align_corners=False)
             if flip:
                 seg = seg[:B] + seg[B:].flip(-1)
