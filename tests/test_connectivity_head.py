@@ -359,6 +359,39 @@ def test_frozen_backbone_cache_hook():
             _Runner(build(tiny_cfg())))
 
 
+def test_frozen_backbone_cache_hook_on_frozen_prefix():
+    """Only the frozen blocks are memoised (ViT.frozen_prefix, returned as
+    a tensor); the trained last block still gets its gradients."""
+    cfg = tiny_cfg(frozen=2)
+    cfg['backbone']['out_indices'] = (2, )
+    cfg['decode_head'].update(in_channels=[32], in_index=[0],
+                              cascade_channels=(8, ))
+    model = build(cfg)
+    model.train()
+    x = torch.randn(3, 3, 16, 16)
+    ref = model.backbone(x)[0]
+    hook = HOOKS.build(dict(
+        type='FrozenBackboneCacheHook', method='backbone.frozen_prefix',
+        depends_on=r'backbone\.(patch_embed|cls_token|pos_embed|pos_drop|'
+        r'blocks\.[01]\.)'))
+    hook.before_train(_Runner(model))
+    assert isinstance(model.backbone.frozen_prefix(x[:1]), torch.Tensor)
+    out = model.backbone(x)[0]
+    out = model.backbone(x)[0]
+    assert (hook.hits, hook.misses) == (3 + 1, 3)
+    torch.testing.assert_close(out, ref)
+    out.sum().backward()
+    assert model.backbone.blocks[2].attn.qkv.weight.grad is not None
+    assert model.backbone.blocks[1].attn.qkv.weight.grad is None
+    hook.after_train(_Runner(model))
+    # a memoised call that uses a trained block is refused
+    with pytest.raises(ValueError, match='blocks.2'):
+        HOOKS.build(dict(
+            type='FrozenBackboneCacheHook', method='backbone.frozen_prefix',
+            depends_on=r'backbone\.blocks\.[0-2]\.')).before_train(
+                _Runner(build(cfg)))
+
+
 def test_connectivity_head_wraps_mmseg_head():
     """ConnectivityHead turns mmseg's FCNHead into a connectivity head: 8
     link channels, the connectivity loss, voting at prediction."""

@@ -27,6 +27,7 @@ from vtseg.models.utils.checkpoint import load_pretrained_strict
 from vtseg.converters.ckpt_convert import (CheckpointConversionError,
                                              cli_main, convert_dino_vit,
                                              convert_dinov2_vit,
+                                             convert_mae_vit,
                                              convert_mmseg_vit,
                                              convert_segmenter,
                                              convert_timm_vit)
@@ -749,6 +750,9 @@ def test_cli_bad_input_exits_with_clear_error(tmp_path, capsys):
      ['--num-heads', '2'], ''),
     ('segmenter2vtseg.py', segmenter_checkpoint, ['--num-heads', '2'],
      'backbone.'),
+    ('mae2vtseg.py', lambda: mae_checkpoint(),
+     ['--num-heads', '2', '--window-size', '2', '--global-blocks', '1',
+      '--img-size', '48', '--prefix', 'backbone.'], 'backbone.'),
 ])
 def test_scripts(tmp_path, monkeypatch, script, ckpt_fn, extra, prefix):
     src, dst = str(tmp_path / 'src.pth'), str(tmp_path / 'dst.pth')
@@ -1077,6 +1081,80 @@ def test_vitdet_window_layout_without_tables_and_errors():
              with_cls_token=False, pos_embed_with_cls=False).state_dict()
     with pytest.raises(CheckpointConversionError, match='final norm'):
         convert_vtseg_to_vitdet(vt)
+
+
+def mae_checkpoint(depth=4):
+    """A facebookresearch/mae pre-training checkpoint: timm encoder names
+    plus the decoder."""
+    sd = timm_layout(depth=depth)
+    sd['mask_token'] = torch.zeros(1, 1, 16)
+    sd['decoder_embed.weight'] = torch.zeros(16, 32)
+    sd['decoder_blocks.0.norm1.weight'] = torch.ones(16)
+    sd['decoder_pred.weight'] = torch.zeros(192, 16)
+    return {'model': sd}
+
+
+def test_mae_to_vitdet_layout():
+    """MAE -> the ViTDet initialisation: cls token, final norm and decoder
+    dropped, pos_embed resized without its cls entry, zero relative tables
+    sized by window (windowed blocks) and input grid (global blocks)."""
+    ckpt = mae_checkpoint()
+    src = ckpt['model']
+    res = convert_mae_vit(ckpt, window_size=2, global_blocks=[1, 3],
+                          img_size=48, num_heads=2, prefix='backbone.')
+    cfg = res.backbone_cfg
+    assert cfg['window_size'] == 2 and cfg['global_blocks'] == [1, 3]
+    assert cfg['use_rel_pos'] and not cfg['with_cls_token']
+    assert not cfg['final_norm'] and not cfg['pos_embed_with_cls']
+    assert sorted(res.dropped) == sorted(
+        ['cls_token', 'norm.weight', 'norm.bias', 'mask_token',
+         'decoder_embed.weight', 'decoder_blocks.0.norm1.weight',
+         'decoder_pred.weight'])
+    sd = res.state_dict
+    for i, S in enumerate([2, 6, 2, 6]):  # 48 / 8 = 6: the global grid
+        for a in 'hw':
+            tab = sd[f'backbone.blocks.{i}.attn.rel_pos_{a}']
+            assert tab.shape == (2 * S - 1, 16) and not tab.any()
+    pos = src['pos_embed'][:, 1:].reshape(1, 4, 4, 32).permute(0, 3, 1, 2)
+    pos = F.interpolate(pos, size=(6, 6), mode='bicubic',
+                        align_corners=False).flatten(2).transpose(1, 2)
+    torch.testing.assert_close(sd['backbone.pos_embed'], pos)
+    assert torch.equal(sd['backbone.blocks.2.mlp.fc1.weight'],
+                       src['blocks.2.mlp.fc1.weight'])
+    model = ViT(**{k: v for k, v in cfg.items() if k != 'type'})
+    model.load_state_dict(
+        {k[len('backbone.'):]: v for k, v in sd.items()}, strict=True)
+    out = model.double()(torch.randn(1, 3, 40, 52, dtype=torch.float64))
+    assert out[0].shape == (1, 32, 5, 7)
+    # a ViTDet backbone (tables already there) goes to vitdet2vtseg.py
+    with pytest.raises(CheckpointConversionError, match='vitdet2vtseg'):
+        convert_mae_vit(vitdet_layout())
+    with pytest.raises(ValueError, match='global_blocks index 7'):
+        convert_mae_vit(ckpt, global_blocks=[7], num_heads=2)
+
+
+def test_mae_vit_b_loads_into_the_coco_detector_config():
+    """Real sizes: an MAE ViT-B/16 (pos_embed (1, 197, 768)) converts with
+    the defaults into exactly the backbone of the ViTDet COCO config."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(
+        REPO, 'configs/vitdet/mask-rcnn_vit-b16_simplefpn_lsj-1024_coco.py')
+    ).model.backbone.to_dict()
+    for k in ('_scope_', 'type', 'init_cfg'):
+        cfg.pop(k, None)
+    model = ViT(**cfg)
+    sd = {'cls_token': torch.zeros(1, 1, 768),
+          'pos_embed': torch.zeros(1, 197, 768),
+          'patch_embed.proj.weight': torch.zeros(768, 3, 16, 16),
+          'patch_embed.proj.bias': torch.zeros(768),
+          'norm.weight': torch.ones(768), 'norm.bias': torch.zeros(768)}
+    sd.update({k: torch.zeros_like(v) for k, v in model.state_dict().items()
+               if k.startswith('blocks.') and 'rel_pos' not in k})
+    res = convert_mae_vit({'model': sd})
+    model.load_state_dict(res.state_dict, strict=True)
+    assert all(res.backbone_cfg[k] == cfg[k] for k in (
+        'window_size', 'img_size', 'num_heads', 'use_rel_pos'))
+    assert res.backbone_cfg['global_blocks'] == list(cfg['global_blocks'])
 
 
 def test_vitdet_script_both_directions(tmp_path, monkeypatch):

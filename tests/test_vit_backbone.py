@@ -178,6 +178,44 @@ def test_frozen_blocks_stay_frozen():
     assert not m.blocks[0].training and m.blocks[2].training
 
 
+def test_frozen_prefix_route_is_exact(monkeypatch):
+    """With frozen leading blocks the forward starts from ``frozen_prefix``
+    (what FrozenBackboneCacheHook memoises): same outputs and gradients as
+    the plain loop; it is skipped when a prefix block's output is needed."""
+    x = torch.randn(2, 3, 37, 29)  # padded to 5 x 4 patches
+    plain = tiny_vit(out_indices=(2, ))
+    part = tiny_vit(out_indices=(2, ), frozen_blocks=2)
+    part.load_state_dict(plain.state_dict())
+    assert part.frozen_prefix_depth == 2 and plain.frozen_prefix_depth == 0
+    assert part.frozen_prefix(x).shape == (2, 1 + 5 * 4, 24)
+    for mode in (False, True):
+        plain.train(mode)
+        part.train(mode)
+        out_p, out_f = plain(x)[0], part(x)[0]
+        torch.testing.assert_close(out_f, out_p, rtol=0, atol=0)
+    out_p.square().sum().backward()
+    out_f.square().sum().backward()
+    for (name, a), b in zip(plain.blocks[2].named_parameters(),
+                            part.blocks[2].parameters()):
+        torch.testing.assert_close(b.grad, a.grad, msg=name)
+    # the route is used (and only then)
+    calls = []
+    orig = part.frozen_prefix
+    monkeypatch.setattr(part, 'frozen_prefix',
+                        lambda inp: calls.append(1) or orig(inp))
+    part(x)
+    assert calls == [1]
+    part.forward_features(x, qkv_layers=[1])  # needs block 1's q, k, v
+    part.forward_features(x, out_indices=[0, 2])
+    assert calls == [1]
+    # a token stage inside the frozen blocks ends the prefix there
+    staged = tiny_vit(out_indices=(2, ), frozen_blocks=3,
+                      token_stages=[dict(type='_PoolStage', after_block=1),
+                                    dict(type='_UpsampleRestorer')])
+    assert staged.frozen_prefix_depth == 1
+    assert tiny_vit(frozen_blocks=-1).frozen_prefix_depth == 0
+
+
 def test_strict_pretrained_loading(tmp_path):
     m = tiny_vit()
     sd = {'backbone.' + k: v for k, v in m.state_dict().items()}

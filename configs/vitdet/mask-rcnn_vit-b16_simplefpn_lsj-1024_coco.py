@@ -2,8 +2,9 @@
 # 2/5/8/11, relative positions, drop path 0.1), SimpleFPN, COCO 1024 px LSJ,
 # AdamW with layer decay 0.7, 100 epochs at batch 64 (docs/detection.md).
 # Backbone weights: MAE ViT-B/16 in the ViTDet layout (no cls token, zero
-# relative-position tables); a detectron2 / mmdet ViTDet backbone converts
-# with `python tools/model_converters/vitdet2vtseg.py SRC DST`, then set
+# relative-position tables): `python tools/model_converters/mae2vtseg.py
+# mae_pretrain_vit_base.pth DST --prefix backbone.` (a detectron2 / mmdet
+# ViTDet backbone: vitdet2vtseg.py), then set
 # model.backbone.init_cfg=dict(type='Pretrained', checkpoint=DST,
 # prefix='backbone.').
 _base_ = [

@@ -1,6 +1,8 @@
 # ViTDet Mask R-CNN, ViT-L/16: 24 blocks, 1024 channels, 16 heads, windowed
 # 14x14 attention with global blocks 5/11/17/23, drop path 0.4, layer decay
 # 0.8 over 24 layers, activation checkpointing (docs/detection.md).
+# Backbone weights: `python tools/model_converters/mae2vtseg.py
+# mae_pretrain_vit_large.pth DST --prefix backbone. --global-blocks 5 11 17 23`.
 _base_ = ['./mask-rcnn_vit-b16_simplefpn_lsj-1024_coco.py']
 model = dict(
     backbone=dict(embed_dims=1024, depth=24, num_heads=16,

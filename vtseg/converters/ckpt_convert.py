@@ -46,7 +46,7 @@ import re
 import sys
 from collections import OrderedDict
 from typing import (Callable, Dict, List, Mapping, NamedTuple, Optional,
-                    Sequence, Tuple)
+                    Sequence, Tuple, Union)
 
 import torch
 import torch.nn.functional as F
@@ -1237,6 +1237,97 @@ def convert_vitdet_vit(checkpoint: Mapping, num_heads: Optional[int] = None,
     return _finish(source, vt, cfg, notes, r.dropped + dropped, prefix)
 
 
+#: MAE checkpoint keys that have no place in a ViTDet backbone -> why.
+_MAE_DROP = (
+    (r'cls_token$', 'cls token (ViTDet has none; the cls entry of '
+     'pos_embed is dropped too)'),
+    (r'(norm|fc_norm)\.', 'final norm (ViTDet has none)'),
+    (r'head\.', 'classification head'),
+    (r'(mask_token$|decoder_)', 'MAE decoder (pre-training only)'),
+)
+
+
+def convert_mae_vit(checkpoint: Mapping, window_size: int = 14,
+                    global_blocks: Sequence[int] = (2, 5, 8, 11),
+                    img_size: Union[int, Sequence[int]] = 1024,
+                    num_heads: Optional[int] = None,
+                    pos_hw: Optional[Sequence[int]] = None,
+                    norm_eps: float = 1e-6, prefix: str = '',
+                    source: str = 'mae') -> Converted:
+    """Plain MAE ViT (facebookresearch/mae pre-training or fine-tuning
+    checkpoint, timm names) -> vtseg ``ViT`` in the ViTDet layout: the
+    initialisation of ViTDet's recipe (``configs/vitdet/*_coco.py``).
+
+    What ViTDet does when it loads an MAE checkpoint, done once here: the
+    cls token, the final norm (``norm`` / ``fc_norm``), a classifier
+    ``head`` and the MAE decoder (``mask_token``, ``decoder_*``) are
+    dropped; the cls entry of ``pos_embed`` is dropped and the table
+    resized bicubically to ``img_size // patch`` (as ViTDet at run time);
+    every block gets zero relative-position tables (ViTDet's
+    ``rel_pos_zero_init``): (2 * window_size - 1, head_dim) in the windowed
+    blocks, (2 * G - 1, head_dim) with G = ``img_size // patch`` in
+    ``global_blocks``. The rest is :func:`convert_vitdet_vit`.
+
+    Args:
+        window_size: window side of the windowed blocks (ViTDet: 14).
+        global_blocks: global block indices (ViT-B: 2, 5, 8, 11; ViT-L:
+            5, 11, 17, 23).
+        img_size: detector input size (int or (h, w)): the grid of
+            ``pos_embed`` and of the global tables.
+        num_heads / pos_hw / norm_eps / prefix: as
+            :func:`convert_vitdet_vit`.
+    """
+    sd = _unwrap(checkpoint, ('model', 'state_dict'), source)
+    _check_tensors(sd, source)
+    pre = _common(sd, 'module.')
+    body, dropped = {}, []
+    for k, v in sd.items():
+        why = next((w for pat, w in _MAE_DROP
+                    if re.match(pat, k[len(pre):])), None)
+        if why is None:
+            body[k] = v
+        else:
+            dropped.append((k, why))
+    if any(_REL_RE.match(k[len(pre):]) for k in body):
+        raise CheckpointConversionError(
+            f'{source}: the checkpoint already has relative position tables '
+            '(a ViTDet backbone): convert it with vitdet2vtseg.py')
+    w = body.get(pre + 'patch_embed.proj.weight')
+    if w is None or w.dim() != 4:
+        raise CheckpointConversionError(
+            f'{source}: missing key {pre + "patch_embed.proj.weight"!r} '
+            '(C, 3, p, p): not a ViT checkpoint')
+    C, p = int(w.shape[0]), int(w.shape[-1])
+    heads = num_heads or HEADS_BY_WIDTH.get(C)
+    if not heads or C % heads:
+        raise CheckpointConversionError(
+            f'{source}: cannot tell the head count of embed_dims={C}; pass '
+            'num_heads (--num-heads)')
+    hw = (img_size, img_size) if isinstance(img_size, int) else img_size
+    grid = (int(hw[0]) // p, int(hw[1]) // p)
+    depth = 1 + max((int(m.group(1)) for m in (
+        re.match(r'blocks\.(\d+)\.', k[len(pre):]) for k in body) if m),
+        default=-1)
+    glob = _resolve_blocks(list(global_blocks), depth, source,
+                           'global_blocks')
+    for i in range(depth):
+        sizes = grid if i in glob else (window_size, window_size)
+        for a, S in zip('hw', sizes):
+            body[f'{pre}blocks.{i}.attn.rel_pos_{a}'] = w.new_zeros(
+                2 * S - 1, C // heads)
+    res = convert_vitdet_vit(
+        body, num_heads=heads, window_size=window_size,
+        global_blocks=glob, img_size=hw, pos_hw=pos_hw, norm_eps=norm_eps,
+        prefix=prefix, source=source)
+    notes = [f'zero relative position tables added (ViTDet: '
+             f'rel_pos_zero_init): window {window_size} in blocks '
+             f'{[i for i in range(depth) if i not in glob]}, grid '
+             f'{grid[0]}x{grid[1]} in blocks {glob}'] + res.notes
+    _log_dropped(source, dropped)
+    return res._replace(dropped=[k for k, _ in dropped] + list(res.dropped),
+                        notes=notes)
+
+
 class ViTDetExport(NamedTuple):
     """Result of :func:`convert_vtseg_to_vitdet`.
 
@@ -1362,6 +1453,7 @@ CONVERTERS: Dict[str, Callable[..., Converted]] = {
     'mmseg': convert_mmseg_vit,
     'segmenter': convert_segmenter,
     'vitdet': convert_vitdet_vit,
+    'mae': convert_mae_vit,
 }
 
 _SCRIPTS = {
@@ -1371,6 +1463,7 @@ _SCRIPTS = {
     'mmseg': 'mmseg2vtseg.py',
     'segmenter': 'segmenter2vtseg.py',
     'vitdet': 'vitdet2vtseg.py',
+    'mae': 'mae2vtseg.py',
 }
 
 
@@ -1492,6 +1585,7 @@ def _build_parser(source: str) -> argparse.ArgumentParser:
         'mmseg': 'an mmseg VisionTransformer (backbone or full segmentor)',
         'segmenter': 'an official rstrudel/segmenter',
         'vitdet': 'a ViTDet (detectron2 / mmdet projects/ViTDet)',
+        'mae': 'a plain MAE (facebookresearch/mae) ViT, for a ViTDet detector',
     }
     p = argparse.ArgumentParser(
         description=f'Convert {titles[source]} checkpoint to the vtseg '
@@ -1537,6 +1631,17 @@ def _build_parser(source: str) -> argparse.ArgumentParser:
         p.add_argument('--no-cls-entry', action='store_true',
                        help='--reverse: no cls entry in pos_embed '
                        '(pretrain_use_cls_token=False)')
+    if source == 'mae':
+        p.add_argument('--window-size', type=int, default=14,
+                       help='window of the windowed blocks (default 14)')
+        p.add_argument('--global-blocks', type=int, nargs='+',
+                       default=[2, 5, 8, 11],
+                       help='global block indices (default 2 5 8 11, '
+                       'ViT-B; ViT-L: 5 11 17 23)')
+        p.add_argument('--img-size', type=int, nargs='+', default=[1024],
+                       metavar='S', help='detector input size (S or H W): '
+                       'the grid of pos_embed and of the global tables '
+                       '(default 1024)')
     if source == 'mmseg':
         p.add_argument('--no-cls-token', action='store_true',
                        help='the mmseg config has with_cls_token=False')
@@ -1561,7 +1666,7 @@ def cli_main(source: str, argv: Optional[Sequence[str]] = None) -> int:
         kwargs['keep_heads'] = not args.drop_heads
     if source == 'vitdet' and args.reverse:
         return _vitdet_reverse_cli(args)
-    if source == 'vitdet':
+    if source in ('vitdet', 'mae'):
         kwargs.update(window_size=args.window_size,
                       global_blocks=args.global_blocks,
                       img_size=_img_size_arg(args.img_size))

@@ -44,11 +44,14 @@ class FrozenBackboneCacheHook(Hook):
         max_items: most images kept.
         method: the memoised call, a dotted path on the model (default
             ``'backbone.forward'``); it must map an input batch (B, ...) to
-            a tensor or a tuple of tensors with the batch first, depend on
+            a tensor or a tuple of tensors with the batch first (returned in
+            the same form), depend on
             the frozen backbone only, and be called with the batch alone
             (e.g. ``'unpruned_prefix'`` of
             :class:`~vtseg.models.segmentors.DToPEncoderDecoder`: the
-            tokens at the stage ends that run before any pruning).
+            tokens at the stage ends that run before any pruning;
+            ``'backbone.frozen_prefix'`` of the ViT: the tokens after its
+            frozen blocks, when the later blocks train).
         depends_on: regular expression matching the names (in the model) of
             every parameter and module the memoised call uses; all of them
             must be frozen and deterministic (default: the whole backbone).
@@ -114,6 +117,8 @@ class FrozenBackboneCacheHook(Hook):
                         'statistics in training mode; its outputs cannot be '
                         'cached')
 
+        returns_tensor = [False]  # the call's output type, seen on a miss
+
         def cached_forward(inputs: Tensor):
             if not model.training:
                 return original(inputs)
@@ -124,7 +129,8 @@ class FrozenBackboneCacheHook(Hook):
             if missing:
                 with torch.no_grad():
                     outs = original(inputs[missing])
-                outs = (outs, ) if isinstance(outs, Tensor) else tuple(outs)
+                returns_tensor[0] = isinstance(outs, Tensor)
+                outs = (outs, ) if returns_tensor[0] else tuple(outs)
                 for j, i in enumerate(missing):
                     item = tuple(o[j].detach().clone() for o in outs)
                     fresh[keys[i]] = item
@@ -133,9 +139,10 @@ class FrozenBackboneCacheHook(Hook):
             self.misses += len(missing)
             self.hits += len(keys) - len(missing)
             items = [fresh.get(k) or cache[k] for k in keys]
-            return tuple(
+            outs = tuple(
                 torch.stack([it[level] for it in items])
                 for level in range(len(items[0])))
+            return outs[0] if returns_tensor[0] else outs
 
         # an instance attribute shadows the method for this model only
         setattr(owner, name, cached_forward)

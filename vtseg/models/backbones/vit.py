@@ -461,6 +461,36 @@ class ViT(BaseModule):
                 grid = stage(grid, block=i)
         return grid
 
+    @property
+    def frozen_prefix_depth(self) -> int:
+        """Number of leading blocks that :meth:`frozen_prefix` runs: the
+        frozen ones (``frozen_blocks``), up to the first block with a token
+        stage (a stage may change the token set, which one tensor cannot
+        carry)."""
+        n = min(max(self.frozen_blocks, 0), self.depth)
+        staged = set(self._stages_after) | set(self._stages_mid)
+        return next((i for i in range(n) if i in staged), n)
+
+    def frozen_prefix(self, inputs: Tensor) -> Tensor:
+        """Tokens after the embeddings and the first
+        :attr:`frozen_prefix_depth` blocks.
+
+        :meth:`forward_features` starts from this call whenever it needs no
+        output, qkv or tokens of those blocks, so that
+        ``FrozenBackboneCacheHook(method='backbone.frozen_prefix')`` can
+        memoise the frozen part per training image while the later blocks
+        train (the cached call depends on frozen parameters only).
+
+        Args:
+            inputs: (B, 3, H_img, W_img) normalised images.
+
+        Returns:
+            (B, n_prefix + H*W, C) tokens, H = ceil(H_img / p),
+            W = ceil(W_img / p).
+        """
+        return self.forward_blocks(self.embed(inputs), 0,
+                                   self.frozen_prefix_depth).x
+
     def forward_features(self,
                          inputs: Tensor,
                          qkv_layers: Sequence[int] = (),
@@ -492,12 +522,22 @@ class ViT(BaseModule):
         last = max(list(outs_idx) + list(qkv_idx) + list(tok_idx) + [-1])
         if out_indices is None:
             last = self.depth - 1
-        grid = self.embed(inputs)
+        start = self.frozen_prefix_depth
+        wanted = list(outs_idx) + list(qkv_idx) + list(tok_idx)
+        if start and last >= start - 1 and \
+                min(wanted, default=self.depth) >= start:
+            p = self.patch_size
+            grid = TokenGrid(x=self.frozen_prefix(inputs),
+                             hw=(-(-inputs.shape[-2] // p),
+                                 -(-inputs.shape[-1] // p)),
+                             n_prefix=self.n_prefix)
+        else:
+            start = 0
+            grid = self.embed(inputs)
         hw = grid.hw
         outs, qkvs, tokens = {}, {}, {}
-        for i, blk in enumerate(self.blocks):
-            if i > last:
-                break
+        for i in range(start, last + 1):
+            blk = self.blocks[i]
             grid, qkv = self._run_block(i, blk, grid, i in qkv_idx)
             if i in qkv_idx:
                 qkvs[i] = qkv
