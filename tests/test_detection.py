@@ -252,3 +252,71 @@ def test_tool_hooks_resolve_under_mmdet_scope():
             HOOKS.build(copy.deepcopy(h))
     seg = Config(dict(default_scope='vtseg'))
     assert use_atomic_checkpoints(seg) == 'AtomicCheckpointHook'
+
+
+def test_mask_flip_rcnn_averages_the_mirrored_masks():
+    """MaskFlipRCNN: boxes as MaskRCNN; masks from the mean of the mask
+    probabilities on the image and (mirrored boxes, flipped back) on its
+    mirror, each image mirrored inside its own region of the padded
+    batch; mask_flip_test=False is exactly MaskRCNN."""
+    from mmdet.structures.bbox import bbox2roi
+
+    from vtseg.models.detectors import mirror_images
+    cfg = tiny_cfg()
+    plain = build(cfg)
+    flip_cfg = copy.deepcopy(cfg)
+    flip_cfg.type = 'vtseg.models.detectors.MaskFlipRCNN'
+    model = build(flip_cfg)
+    model.load_state_dict(plain.state_dict())
+    model.test_cfg.rcnn.mask_thr_binary = plain.test_cfg.rcnn.mask_thr_binary
+    plain.eval(), model.eval()
+    sizes = [(70, 90), (64, 51)]
+    data = plain.data_preprocessor(batch(sizes, seed=3), False)
+    inputs, samples = data['inputs'], data['data_samples']
+    # the mirror stays inside each image; the padding is untouched
+    mirrored = mirror_images(inputs, sizes)
+    assert torch.equal(mirrored[1, :, :64, :51],
+                       inputs[1, :, :64, :51].flip(-1))
+    assert torch.equal(mirrored[1, :, :, 51:], inputs[1, :, :, 51:])
+    assert torch.equal(mirror_images(mirrored, sizes), inputs)
+
+    captured = {}
+    head = model.roi_head.mask_head
+    orig = head.predict_by_feat
+
+    def capture(mask_preds, **kw):
+        captured['probs'] = [p.clone() for p in mask_preds]
+        captured['boxes'] = [r.bboxes.clone() for r in kw['results_list']]
+        captured['activated'] = kw.get('activate_map', False)
+        return orig(mask_preds=mask_preds, **kw)
+
+    head.predict_by_feat = capture
+    with torch.no_grad():
+        ref = plain.predict(inputs, copy.deepcopy(samples))
+        out = model.predict(inputs, copy.deepcopy(samples))
+        for r, o in zip(ref, out):
+            for k in ('bboxes', 'scores', 'labels'):
+                torch.testing.assert_close(o.pred_instances[k],
+                                           r.pred_instances[k])
+        assert captured['activated']
+        assert all(len(b) for b in captured['boxes'])
+        # reference: the plain model's mask head on both images
+        x = plain.extract_feat(inputs)
+        xf = plain.extract_feat(mirror_images(inputs, sizes))
+        for i, (boxes, (h, w)) in enumerate(zip(captured['boxes'], sizes)):
+            if not len(boxes):
+                continue
+            rois = bbox2roi([boxes])
+            fb = boxes.clone()
+            fb[:, [0, 2]] = w - boxes[:, [2, 0]]
+            p = plain.roi_head._mask_forward(
+                tuple(f[i:i + 1] for f in x), rois)['mask_preds'].sigmoid()
+            q = plain.roi_head._mask_forward(
+                tuple(f[i:i + 1] for f in xf),
+                bbox2roi([fb]))['mask_preds'].sigmoid()
+            torch.testing.assert_close(captured['probs'][i],
+                                       (p + q.flip(-1)) / 2)
+        model.mask_flip_test = False
+        off = model.predict(inputs, copy.deepcopy(samples))
+    for r, o in zip(ref, off):
+        assert torch.equal(o.pred_instances.masks, r.pred_instances.masks)
