@@ -45,8 +45,8 @@ class FrozenBackboneCacheHook(Hook):
         method: the memoised call, a dotted path on the model (default
             ``'backbone.forward'``); it must map an input batch (B, ...) to
             a tensor or a tuple of tensors with the batch first (returned in
-            the same form), depend on
-            the frozen backbone only, and be called with the batch alone
+            the same form), depend on the frozen backbone only, and be
+            called with the batch alone
             (e.g. ``'unpruned_prefix'`` of
             :class:`~vtseg.models.segmentors.DToPEncoderDecoder`: the
             tokens at the stage ends that run before any pruning;
@@ -117,9 +117,10 @@ class FrozenBackboneCacheHook(Hook):
                         'statistics in training mode; its outputs cannot be '
                         'cached')
 
-        returns_tensor = [False]  # the call's output type, seen on a miss
+        returns_tensor = False  # the call's output type, seen on a miss
 
         def cached_forward(inputs: Tensor):
+            nonlocal returns_tensor
             if not model.training:
                 return original(inputs)
             check_deterministic()
@@ -129,8 +130,8 @@ class FrozenBackboneCacheHook(Hook):
             if missing:
                 with torch.no_grad():
                     outs = original(inputs[missing])
-                returns_tensor[0] = isinstance(outs, Tensor)
-                outs = (outs, ) if returns_tensor[0] else tuple(outs)
+                returns_tensor = isinstance(outs, Tensor)
+                outs = (outs, ) if returns_tensor else tuple(outs)
                 for j, i in enumerate(missing):
                     item = tuple(o[j].detach().clone() for o in outs)
                     fresh[keys[i]] = item
@@ -142,7 +143,7 @@ class FrozenBackboneCacheHook(Hook):
             outs = tuple(
                 torch.stack([it[level] for it in items])
                 for level in range(len(items[0])))
-            return outs[0] if returns_tensor[0] else outs
+            return outs[0] if returns_tensor else outs
 
         # an instance attribute shadows the method for this model only
         setattr(owner, name, cached_forward)

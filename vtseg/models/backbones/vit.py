@@ -519,17 +519,15 @@ class ViT(BaseModule):
         qkv_idx = set(self._resolve_indices(list(qkv_layers), 'qkv_layers'))
         tok_idx = set(self._resolve_indices(list(token_layers),
                                             'token_layers'))
-        last = max(list(outs_idx) + list(qkv_idx) + list(tok_idx) + [-1])
-        if out_indices is None:
-            last = self.depth - 1
-        start = self.frozen_prefix_depth
         wanted = list(outs_idx) + list(qkv_idx) + list(tok_idx)
+        last = self.depth - 1 if out_indices is None else max(wanted + [-1])
+        # start after the frozen blocks when nothing inside them is needed
+        start = self.frozen_prefix_depth
         if start and last >= start - 1 and \
                 min(wanted, default=self.depth) >= start:
-            p = self.patch_size
             grid = TokenGrid(x=self.frozen_prefix(inputs),
-                             hw=(-(-inputs.shape[-2] // p),
-                                 -(-inputs.shape[-1] // p)),
+                             hw=self.patch_embed.grid_size(
+                                 *inputs.shape[-2:]),
                              n_prefix=self.n_prefix)
         else:
             start = 0

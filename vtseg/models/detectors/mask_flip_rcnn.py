@@ -101,5 +101,7 @@ class MaskFlipRCNN(MaskRCNN):
                     boxes: List[Tensor]) -> List[Tensor]:
         """Sigmoid mask probabilities (K_i, classes, S, S) per image for
         (K_i, 4) boxes on the features ``x``."""
+        # mmdet's own RoI-extractor + mask-head call (it has no public one
+        # that returns the raw logits before pasting)
         preds = self.roi_head._mask_forward(x, bbox2roi(boxes))['mask_preds']
         return list(preds.sigmoid().split([len(b) for b in boxes], 0))

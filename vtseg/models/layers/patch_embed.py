@@ -23,12 +23,18 @@ class PatchEmbed(nn.Module):
         self.patch_size = patch_size
         self.proj = nn.Conv2d(in_channels, embed_dims, patch_size, patch_size)
 
+    def grid_size(self, h_img: int, w_img: int) -> Tuple[int, int]:
+        """(H, W) patch grid of an (h_img, w_img) image: ceil(h_img / p),
+        ceil(w_img / p) (the image is padded bottom / right)."""
+        p = self.patch_size
+        return -(-int(h_img) // p), -(-int(w_img) // p)
+
     def forward(self, x: Tensor) -> Tuple[Tensor, Tuple[int, int]]:
         """(B, 3, H_img, W_img) -> ((B, H*W, C), (H, W))."""
         p = self.patch_size
         h_img, w_img = x.shape[-2:]
-        pad_h = (p - h_img % p) % p
-        pad_w = (p - w_img % p) % p
+        H, W = self.grid_size(h_img, w_img)
+        pad_h, pad_w = H * p - h_img, W * p - w_img
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h))
         x = self.proj(x)

@@ -50,7 +50,6 @@ __all__ = ['ToCoSegmentor']
 OUTPUTS = ('seg', 'cam', 'aux_cam', 'par')
 
 
-
 def _scaled_batch(inputs: Tensor, scale: float, flip: bool) -> Tensor:
     """(B, C, H, W) -> the batch resized by ``scale`` (bilinear), followed
     by its horizontal flip when ``flip`` ((2B, C, h, w)): one forward for
@@ -60,6 +59,7 @@ def _scaled_batch(inputs: Tensor, scale: float, flip: bool) -> Tensor:
         inputs, size=(int(scale * H), int(scale * W)), mode='bilinear',
         align_corners=False)
     return torch.cat([x, x.flip(-1)]) if flip else x
+
 
 @MODELS.register_module()
 class ToCoSegmentor(BaseSegmentor):
